@@ -1,0 +1,1 @@
+"""skyclear.cli: the ``degrade`` and ``restore`` commands (the only place that prints)."""

@@ -1,0 +1,1 @@
+"""skyclear.datasets: torch datasets over skyclear stores and the CDD-11 release."""

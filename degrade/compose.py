@@ -1,0 +1,187 @@
+"""The 11 CDD-11 tiers: which degradations a tier holds and the order they act in.
+
+Physical order (the default): scene -> atmosphere (haze) -> particles (rain or snow, seen
+through the haze between them and the camera) -> illumination and camera (low light:
+gain, then sensor noise last). Illumination is applied after haze and particles because
+scattering and compositing are linear in the light: dimming the scene, the airlight and
+the particles by the same illumination field equals dimming their composite. The sensor
+sees the dimmed composite and adds its noise to it.
+
+CDD-11 order (``order="cdd11"``) reproduces the original synthesis for comparability:
+low light (with its noise) -> rain -> snow -> haze, each on the previous output, with
+particles in clear air and haze over everything.
+
+Mask channels are always ``low, haze, rain, snow``, each that degradation's own intensity
+field, whatever the order; a degradation absent from the tier has an all-zero channel.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+import torch
+from torch import Tensor
+
+from ._validate import check_image, check_params
+from .color import linear_to_srgb, srgb_to_linear
+from .functional.particles import Medium
+from .ops.base import Operator, Params
+from .ops.haze import Haze
+from .ops.lowlight import LowLight
+from .ops.rain import Rain
+from .ops.snow import Snow
+
+__all__ = [
+    "DEGRADATIONS",
+    "ORDERS",
+    "TIERS",
+    "Composite",
+    "TierResult",
+    "degrade_tier",
+    "parse_tier",
+]
+
+DEGRADATIONS: tuple[str, ...] = ("low", "haze", "rain", "snow")
+TIERS: tuple[str, ...] = (
+    "low",
+    "haze",
+    "rain",
+    "snow",
+    "low_haze",
+    "low_rain",
+    "low_snow",
+    "haze_rain",
+    "haze_snow",
+    "low_haze_rain",
+    "low_haze_snow",
+)
+ORDERS: tuple[str, ...] = ("physical", "cdd11")
+Order = Literal["physical", "cdd11"]
+
+_PHYSICAL: tuple[str, ...] = ("haze", "rain", "snow", "low")
+_CDD11: tuple[str, ...] = ("low", "rain", "snow", "haze")
+
+
+def parse_tier(tier: str) -> tuple[str, ...]:
+    """The degradations of a tier, in the canonical order ``low, haze, rain, snow``."""
+    if tier not in TIERS:
+        raise ValueError(f"unknown tier {tier!r}; the tiers are {', '.join(TIERS)}")
+    parts = tier.split("_")
+    return tuple(name for name in DEGRADATIONS if name in parts)
+
+
+@dataclass(frozen=True)
+class TierResult:
+    """A batch degraded into one tier.
+
+    Attributes:
+        image: ``(B, 3, H, W)`` sRGB image in [0, 1].
+        masks: ``(B, 4, H, W)`` intensity of low, haze, rain, snow (absent = 0).
+        params: ``{degradation: params}`` for the degradations of the tier.
+        tier: the tier's name.
+    """
+
+    image: Tensor
+    masks: Tensor
+    params: dict[str, Params]
+    tier: str
+
+
+@dataclass(frozen=True)
+class Composite:
+    """The four operators and an order: degrades batches into any of the 11 tiers.
+
+    Example:
+        >>> comp = Composite(haze=Haze(beta=(0.1, 0.1)))
+        >>> out = comp(torch.rand(2, 3, 64, 64), "low_haze_rain", torch.Generator().manual_seed(0))
+        >>> out.masks.shape
+        torch.Size([2, 4, 64, 64])
+    """
+
+    low: LowLight = field(default_factory=LowLight)
+    haze: Haze = field(default_factory=Haze)
+    rain: Rain = field(default_factory=Rain)
+    snow: Snow = field(default_factory=Snow)
+    order: Order = "physical"
+
+    def __post_init__(self) -> None:
+        if self.order not in ORDERS:
+            raise ValueError(f"order must be one of {ORDERS}, got {self.order!r}")
+        for name, cls in zip(DEGRADATIONS, (LowLight, Haze, Rain, Snow), strict=True):
+            if not isinstance(getattr(self, name), cls):
+                raise TypeError(f"Composite.{name} must be a {cls.__name__}")
+
+    def operator(self, name: str) -> Operator:
+        """The operator of degradation ``name``."""
+        op: Operator = getattr(self, name)
+        return op
+
+    def sample(
+        self,
+        tier: str,
+        batch: int,
+        generator: torch.Generator | None = None,
+        device: torch.device | str | None = None,
+    ) -> dict[str, Params]:
+        """Draw the parameters of every degradation of ``tier``, in canonical order."""
+        return {
+            name: self.operator(name).sample(batch, generator, device) for name in parse_tier(tier)
+        }
+
+    def __call__(
+        self,
+        x: Tensor,
+        tier: str,
+        generator: torch.Generator | None = None,
+        depth: Tensor | None = None,
+    ) -> TierResult:
+        """Degrade sRGB ``x`` ``(B, 3, H, W)`` into ``tier`` with freshly drawn parameters."""
+        check_image(x)
+        params = self.sample(tier, x.shape[0], generator, x.device)
+        return self._apply_checked(x, tier, params, depth)
+
+    def apply(
+        self, x: Tensor, tier: str, params: dict[str, Params], depth: Tensor | None = None
+    ) -> TierResult:
+        """Replay a degradation from ``params`` (deterministic)."""
+        check_image(x)
+        return self._apply_checked(x, tier, params, depth)
+
+    def _apply_checked(
+        self, x: Tensor, tier: str, params: dict[str, Params], depth: Tensor | None
+    ) -> TierResult:
+        present = parse_tier(tier)
+        if not isinstance(params, dict) or set(params) != set(present):
+            got = sorted(params) if isinstance(params, dict) else type(params)
+            raise ValueError(f"params for tier {tier!r} must hold {list(present)}, got {got}")
+        batch, _, height, width = x.shape
+        masks = x.new_zeros(batch, len(DEGRADATIONS), height, width)
+        image = srgb_to_linear(x)
+        medium: Medium | None = None
+        for name in _PHYSICAL if self.order == "physical" else _CDD11:
+            if name not in present:
+                continue
+            op = self.operator(name)
+            op_params = check_params(params[name], op.param_names, batch, type(op).__name__)
+            if name == "haze":
+                image, mask = op.apply_linear(image, op_params, depth=depth)
+                airlight = srgb_to_linear(op_params["airlight"].to(x.device, x.dtype))
+                medium = Medium(op_params["beta"], airlight)
+            elif name in ("rain", "snow") and self.order == "physical":
+                image, mask = op.apply_linear(image, op_params, medium=medium)
+            else:
+                image, mask = op.apply_linear(image, op_params)
+            masks[:, DEGRADATIONS.index(name)] = mask[:, 0]
+        return TierResult(linear_to_srgb(image).clamp(0.0, 1.0), masks, params, tier)
+
+
+def degrade_tier(
+    x: Tensor,
+    tier: str,
+    generator: torch.Generator | None = None,
+    depth: Tensor | None = None,
+    order: Order = "physical",
+) -> TierResult:
+    """Degrade ``x`` into ``tier`` with the default operators (see ``Composite``)."""
+    return Composite(order=order)(x, tier, generator, depth)

@@ -1,0 +1,100 @@
+"""Low light: less light on the scene, then a camera's noise and quantisation.
+
+The scene's linear radiance ``J`` is lit by ``G(p) = exposure * g(p)``, a global linear gain
+times a smooth illumination field with spatial mean 1 (``g = exp(spread f) / mean(exp(spread
+f))``, ``f`` a unit-variance smooth field), so the mean gain equals ``exposure``. The
+sensor then records ``y = G J + n`` with heteroscedastic Gaussian noise of variance
+``shot * G J + read``: the Poisson-Gaussian model of Foi et al. (2008) in the form and with
+the calibration ranges of Brooks et al., "Unprocessing Images for Learned Raw Denoising"
+(CVPR 2019). ``y`` is clipped to the sensor's range [0, 1] and quantised to ``bits`` bits
+(an ADC; ``bits = 0`` keeps it continuous).
+
+The mask is the darkening fraction ``clip(1 - G, 0, 1)``.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from . import counter_rng
+from .fields import smooth_field
+
+__all__ = ["illumination_gain", "low_light", "sensor_noise"]
+
+_ILLUMINATION_CELLS = 3  # illumination varies over about a third of the frame
+_STREAM_FIELD = 11
+_STREAM_NOISE = 12
+
+
+def _per_sample(value: Tensor, like: Tensor) -> Tensor:
+    """View a ``(B,)`` parameter as ``(B, 1, 1, 1)`` in ``like``'s dtype and device."""
+    return value.to(device=like.device, dtype=like.dtype).view(-1, 1, 1, 1)
+
+
+def illumination_gain(
+    exposure: Tensor, spread: Tensor, seed: Tensor, size: tuple[int, int], dtype: torch.dtype
+) -> Tensor:
+    """The illumination gain ``G = exposure * g``, shape ``(B, 1, H, W)``.
+
+    Args:
+        exposure: ``(B,)`` mean linear gain in (0, 1].
+        spread: ``(B,)`` standard deviation of ``log g`` before normalisation (0 = uniform).
+        seed: ``(B,)`` seeds of the illumination field.
+        size: ``(H, W)``.
+        dtype: floating dtype of the result.
+    """
+    field = smooth_field(seed, size, _ILLUMINATION_CELLS, _STREAM_FIELD, dtype)
+    log_gain = field * _per_sample(spread, field)
+    # Subtracting the per-sample maximum before exp keeps large spreads finite.
+    log_gain = log_gain - log_gain.amax(dim=(-2, -1), keepdim=True)
+    variation = torch.exp(log_gain)
+    variation = variation / variation.mean(dim=(-2, -1), keepdim=True)
+    return variation * _per_sample(exposure, variation)
+
+
+def sensor_noise(x: Tensor, shot: Tensor, read: Tensor, bits: Tensor, seed: Tensor) -> Tensor:
+    """Poisson-Gaussian sensor noise, clipping and quantisation in linear light.
+
+    ``y = quantise(clip(x + sqrt(shot * x + read) * n, 0, 1), bits)``, ``n ~ N(0, 1)``
+    drawn from ``seed``. For gradients the noise realisation is a constant added to the
+    signal and quantisation passes gradients straight through, so ``dy/dx`` is 1 wherever
+    the sensor does not clip; that lets the noise be computed in place, off the graph.
+
+    Args:
+        x: ``(B, 3, H, W)`` linear signal.
+        shot: ``(B,)`` shot-noise gain (variance per unit of signal).
+        read: ``(B,)`` read-noise variance.
+        bits: ``(B,)`` ADC bit depth; 0 keeps values continuous.
+        seed: ``(B,)`` noise seeds.
+    """
+    with torch.no_grad():
+        noise = counter_rng.normal(seed, tuple(x.shape[1:]), _STREAM_NOISE, x.dtype)
+        std = torch.addcmul(_per_sample(read, x), x.detach(), _per_sample(shot, x))
+        noise.mul_(std.clamp_min_(0.0).sqrt_())
+    noisy = (x + noise).clamp(0.0, 1.0)
+    with torch.no_grad():
+        levels = _per_sample(torch.exp2(bits.double()) - 1.0, x).clamp_min(1.0)
+        step = noisy.detach() * levels
+        step.round_().div_(levels).sub_(noisy.detach()).mul_(_per_sample(bits > 0, x))
+    return noisy + step
+
+
+def low_light(
+    x: Tensor,
+    exposure: Tensor,
+    spread: Tensor,
+    shot: Tensor,
+    read: Tensor,
+    bits: Tensor,
+    seed: Tensor,
+) -> tuple[Tensor, Tensor]:
+    """Darken ``x`` (linear, ``(B, 3, H, W)``) and add sensor noise.
+
+    Returns:
+        ``(image, mask)``: the linear low-light image and the darkening fraction
+        ``(B, 1, H, W)``.
+    """
+    gain = illumination_gain(exposure, spread, seed, (x.shape[-2], x.shape[-1]), x.dtype)
+    image = sensor_noise(x * gain, shot, read, bits, seed)
+    return image, (1.0 - gain).clamp(0.0, 1.0)

@@ -1,0 +1,1 @@
+"""skyclear.restore: restoration of composite degradations (the F2D-Net-style restorer)."""
