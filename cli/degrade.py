@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
-from skyclear.degrade.compose import ORDERS
+from skyclear.degrade.names import ORDERS
 
 _PATH = click.Path(path_type=Path)
 

@@ -14,13 +14,45 @@ Example:
     >>> out = degrade_tier(x, "low_haze_rain", generator=g)
     >>> out.image.shape, out.masks.shape
     (torch.Size([4, 3, 128, 128]), torch.Size([4, 4, 128, 128]))
+
+The facade loads its submodules on first use (as scikit-image does), so that reading
+``TIERS`` or running ``degrade --help`` does not import torch.
 """
 
-from .color import linear_to_srgb, srgb_to_linear
-from .compose import DEGRADATIONS, ORDERS, TIERS, Composite, TierResult, degrade_tier, parse_tier
-from .depth import depth_from_disparity, depth_to_tensor, load_depth
-from .functional.particles import Medium
-from .ops import Haze, LowLight, Operator, OpResult, Params, Rain, Snow
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from .names import DEGRADATIONS, ORDERS, TIERS
+
+if TYPE_CHECKING:
+    from .color import linear_to_srgb, srgb_to_linear
+    from .compose import Composite, TierResult, degrade_tier, parse_tier
+    from .depth import depth_from_disparity, depth_to_tensor, load_depth
+    from .functional.particles import Medium
+    from .ops import Haze, LowLight, Operator, OpResult, Params, Rain, Snow
+
+# Public name -> the submodule that defines it.
+_LAZY: dict[str, str] = {
+    "linear_to_srgb": "color",
+    "srgb_to_linear": "color",
+    "Composite": "compose",
+    "TierResult": "compose",
+    "degrade_tier": "compose",
+    "parse_tier": "compose",
+    "depth_from_disparity": "depth",
+    "depth_to_tensor": "depth",
+    "load_depth": "depth",
+    "Medium": "functional.particles",
+    "Haze": "ops",
+    "LowLight": "ops",
+    "OpResult": "ops",
+    "Operator": "ops",
+    "Params": "ops",
+    "Rain": "ops",
+    "Snow": "ops",
+}
 
 __all__ = [
     "DEGRADATIONS",
@@ -44,3 +76,15 @@ __all__ = [
     "parse_tier",
     "srgb_to_linear",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

@@ -4,8 +4,9 @@ Images cross the public API sRGB-encoded in [0, 1]; every physical model works i
 light. Both directions follow IEC 61966-2-1 exactly. The forward pass is written
 branch-free and in place: the piecewise curve equals
 ``power(max(x, k)) + slope * (min(x, k) - k)`` because the two pieces meet at the knee
-``k``, which avoids a ``where`` and all but two temporaries (this conversion is the
-largest fixed cost of every operator on a CPU). The gradient is given in closed form by a
+``k`` (to within 3e-8: the standard's constants are rounded). That avoids a ``where`` and
+all but two temporaries; this conversion is the largest fixed cost of every operator on a
+CPU. The gradient is given in closed form by a
 small autograd function so that the in-place forward stays differentiable.
 """
 

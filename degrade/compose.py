@@ -26,6 +26,7 @@ from torch import Tensor
 from ._validate import check_image, check_params
 from .color import linear_to_srgb, srgb_to_linear
 from .functional.particles import Medium
+from .names import DEGRADATIONS, ORDERS, TIERS
 from .ops.base import Operator, Params
 from .ops.haze import Haze
 from .ops.lowlight import LowLight
@@ -42,21 +43,6 @@ __all__ = [
     "parse_tier",
 ]
 
-DEGRADATIONS: tuple[str, ...] = ("low", "haze", "rain", "snow")
-TIERS: tuple[str, ...] = (
-    "low",
-    "haze",
-    "rain",
-    "snow",
-    "low_haze",
-    "low_rain",
-    "low_snow",
-    "haze_rain",
-    "haze_snow",
-    "low_haze_rain",
-    "low_haze_snow",
-)
-ORDERS: tuple[str, ...] = ("physical", "cdd11")
 Order = Literal["physical", "cdd11"]
 
 _PHYSICAL: tuple[str, ...] = ("haze", "rain", "snow", "low")

@@ -30,7 +30,7 @@ def transmission(beta: Tensor, depth: Tensor) -> Tensor:
 
 
 def scatter(x: Tensor, t: Tensor, airlight: Tensor) -> Tensor:
-    """``J t + A (1 - t)``: linear ``x`` ``(B, 3, H, W)``, ``t`` ``(B, 1, H, W)``, ``A`` ``(B, 3)``."""
+    """``J t + A (1 - t)`` for linear ``x`` (B, 3, H, W), ``t`` (B, 1, H, W), ``A`` (B, 3)."""
     light = airlight.to(device=x.device, dtype=x.dtype).view(-1, 3, 1, 1)
     return light + (x - light) * t
 

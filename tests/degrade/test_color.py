@@ -1,0 +1,51 @@
+"""The sRGB transfer curve against IEC 61966-2-1."""
+
+from __future__ import annotations
+
+import torch
+from skyclear.degrade import linear_to_srgb, srgb_to_linear
+from skyclear.degrade.color import srgb_to_linear_scalar
+
+
+def _reference_decode(x: torch.Tensor) -> torch.Tensor:
+    return torch.where(x <= 0.04045, x / 12.92, ((x + 0.055) / 1.055) ** 2.4)
+
+
+def _reference_encode(x: torch.Tensor) -> torch.Tensor:
+    return torch.where(x <= 0.0031308, 12.92 * x, 1.055 * x.clamp_min(1e-12) ** (1 / 2.4) - 0.055)
+
+
+def test_decode_matches_the_standard() -> None:
+    x = torch.linspace(0, 1, 100001, dtype=torch.float64)
+    torch.testing.assert_close(srgb_to_linear(x), _reference_decode(x), atol=5e-8, rtol=0)
+
+
+def test_encode_matches_the_standard() -> None:
+    x = torch.linspace(0, 1, 100001, dtype=torch.float64)
+    torch.testing.assert_close(linear_to_srgb(x), _reference_encode(x), atol=5e-8, rtol=0)
+
+
+def test_round_trip_float32() -> None:
+    x = torch.rand(3, 3, 64, 64)
+    torch.testing.assert_close(linear_to_srgb(srgb_to_linear(x)), x, atol=1e-6, rtol=0)
+
+
+def test_uint8_codes_are_recovered() -> None:
+    codes = torch.arange(256, dtype=torch.float32) / 255
+    back = (linear_to_srgb(srgb_to_linear(codes)) * 255).round()
+    assert torch.equal(back, torch.arange(256, dtype=torch.float32))
+
+
+def test_gradients_match_finite_differences() -> None:
+    x = (torch.rand(2, 3, 5, 5, dtype=torch.float64) * 0.98 + 0.01).requires_grad_(True)
+    assert torch.autograd.gradcheck(srgb_to_linear, (x,))
+    assert torch.autograd.gradcheck(linear_to_srgb, (x,))
+
+
+def test_input_untouched_and_scalar_helper() -> None:
+    x = torch.rand(4, 4)
+    before = x.clone()
+    srgb_to_linear(x)
+    linear_to_srgb(x)
+    assert torch.equal(x, before)
+    assert abs(srgb_to_linear_scalar(0.5) - float(_reference_decode(torch.tensor(0.5)))) < 1e-7

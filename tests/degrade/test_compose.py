@@ -1,0 +1,99 @@
+"""Tier composition: names, masks, order, replay."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from skyclear.degrade import (
+    DEGRADATIONS,
+    TIERS,
+    Composite,
+    Haze,
+    LowLight,
+    degrade_tier,
+    parse_tier,
+    srgb_to_linear,
+)
+
+
+def test_tiers_are_cdd11s_in_order() -> None:
+    assert TIERS == (
+        "low", "haze", "rain", "snow", "low_haze", "low_rain", "low_snow",
+        "haze_rain", "haze_snow", "low_haze_rain", "low_haze_snow",
+    )  # fmt: skip
+    assert DEGRADATIONS == ("low", "haze", "rain", "snow")
+    assert parse_tier("low_haze_snow") == ("low", "haze", "snow")
+    with pytest.raises(ValueError, match="unknown tier"):
+        parse_tier("fog")
+
+
+@pytest.mark.parametrize("tier", TIERS)
+@pytest.mark.parametrize("order", ["physical", "cdd11"])
+def test_masks_follow_the_tier(image: torch.Tensor, tier: str, order: str) -> None:
+    out = degrade_tier(image, tier, torch.Generator().manual_seed(0), order=order)  # type: ignore[arg-type]
+    assert out.image.shape == image.shape and out.masks.shape == (2, 4, *image.shape[-2:])
+    assert out.image.min() >= 0 and out.image.max() <= 1
+    present = parse_tier(tier)
+    assert set(out.params) == set(present)
+    for channel, name in enumerate(DEGRADATIONS):
+        if name in present:
+            assert out.masks[:, channel].max() > 0, name
+        else:
+            assert torch.count_nonzero(out.masks[:, channel]) == 0, name
+
+
+@pytest.mark.parametrize("tier", ["low_haze_rain", "low_haze_snow"])
+def test_replay_and_masks_independent_of_order(image: torch.Tensor, tier: str) -> None:
+    physical = Composite()
+    out = physical(image, tier, torch.Generator().manual_seed(3))
+    assert torch.equal(physical.apply(image, tier, out.params).image, out.image)
+    cdd = Composite(order="cdd11").apply(image, tier, out.params)
+    torch.testing.assert_close(cdd.masks, out.masks, atol=1e-6, rtol=0)
+    assert not torch.allclose(cdd.image, out.image)
+
+
+def test_physical_order_dims_the_airlight_too(image: torch.Tensor) -> None:
+    """Illumination lights the atmosphere as well: a dark hazy scene stays dark."""
+    composite = Composite(
+        low=LowLight(exposure=(0.1, 0.1), spread=(0, 0), shot=(0, 0), read=(0, 0), bits=(0, 0)),
+        haze=Haze(beta=(0.2, 0.2), nonuniformity=(0, 0)),
+    )
+    depth = torch.full((1, 1, *image.shape[-2:]), 10.0)
+    params = composite.sample("low_haze", 2, torch.Generator().manual_seed(0))
+    physical = composite.apply(image, "low_haze", params, depth=depth)
+    hazy = composite.haze.apply(image, params["haze"], depth=depth).image
+    expected = srgb_to_linear(hazy) * 0.1
+    torch.testing.assert_close(srgb_to_linear(physical.image), expected, atol=1e-5, rtol=0)
+    cdd = Composite(low=composite.low, haze=composite.haze, order="cdd11")
+    assert cdd.apply(image, "low_haze", params, depth=depth).image.mean() > physical.image.mean()
+
+
+def test_particles_are_hazed_by_their_distance(image: torch.Tensor) -> None:
+    composite = Composite(haze=Haze(beta=(0.3, 0.3), airlight=(0.5, 0.5), tint=(0, 0)))
+    params = composite.sample("haze_snow", 2, torch.Generator().manual_seed(0))
+    depth = torch.full((1, 1, *image.shape[-2:]), 50.0)
+    physical = composite.apply(image, "haze_snow", params, depth=depth)
+    clear_air = Composite(haze=composite.haze, order="cdd11").apply(
+        image, "haze_snow", params, depth=depth
+    )
+    flakes = physical.masks[:, 3:4] > 0.3
+    # Flakes seen through haze take the airlight's grey, not their own white.
+    assert physical.image.mean(1, keepdim=True)[flakes].mean() < 0.9
+    assert clear_air.image.shape == physical.image.shape
+
+
+def test_bad_params_and_order_are_refused(image: torch.Tensor) -> None:
+    with pytest.raises(ValueError, match="order"):
+        Composite(order="backwards")  # type: ignore[arg-type]
+    params = Composite().sample("low_rain", 2)
+    with pytest.raises(ValueError, match="must hold"):
+        Composite().apply(image, "low_snow", params)
+    params["rain"].pop("seed")
+    with pytest.raises(ValueError, match="missing"):
+        Composite().apply(image, "low_rain", params)
+
+
+def test_composite_gradients(image: torch.Tensor) -> None:
+    x = image.clone().requires_grad_(True)
+    degrade_tier(x, "low_haze_rain", torch.Generator().manual_seed(0)).image.sum().backward()
+    assert x.grad is not None and torch.isfinite(x.grad).all() and x.grad.abs().sum() > 0

@@ -1,0 +1,79 @@
+"""Rain and snow specifics: layers, veil, mask meaning, splatting."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from skyclear.degrade import Rain, Snow
+from skyclear.degrade.functional import splat
+
+
+def test_splat_conserves_mass_inside_and_drops_outside() -> None:
+    x = torch.tensor([[10.3, 20.7, -5.0, 100.0]])
+    y = torch.tensor([[5.5, 30.2, 4.0, 10.0]])
+    mass = torch.tensor([[1.0, 2.0, 7.0, 9.0]])
+    density = splat(x, y, mass, (40, 32), torch.float64)
+    assert density.shape == (1, 1, 40, 32)
+    torch.testing.assert_close(density.sum(), torch.tensor(3.0, dtype=torch.float64))
+    assert density[0, 0, 5, 10] > 0.5  # the first point lands at its pixel
+
+
+def test_splat_levels_keep_mass_per_pixel() -> None:
+    x = torch.tensor([[16.0, 48.0]])
+    y = torch.tensor([[16.0, 16.0]])
+    mass = torch.tensor([[4.0, 4.0]])
+    fine = splat(x, y, mass, (32, 64), torch.float64)
+    coarse = splat(x, y, mass, (32, 64), torch.float64, level=torch.tensor([[0, 2]]))
+    torch.testing.assert_close(fine.sum(), coarse.sum(), rtol=1e-6, atol=0)
+    left, right = coarse[..., :32], coarse[..., 32:]
+    assert right.max() < left.max(), "the coarse point is spread over a 4x4 cell"
+
+
+def test_rain_streaks_are_elongated_along_the_angle() -> None:
+    x = torch.full((1, 3, 96, 96), 0.3)
+    op = Rain(density=(300, 300), length=(30, 30), angle=(0, 0), veil=(0, 0), width=(1, 1))
+    mask = op(x, generator=torch.Generator().manual_seed(0)).mask[0, 0]
+    vertical = (mask[1:] * mask[:-1]).sum()
+    horizontal = (mask[:, 1:] * mask[:, :-1]).sum()
+    assert vertical > 3 * horizontal
+
+
+def test_veil_sets_a_floor_on_the_mask() -> None:
+    x = torch.full((2, 3, 32, 32), 0.3)
+    out = Snow(density=(0, 0), veil=(0.2, 0.2))(x)
+    torch.testing.assert_close(out.mask, torch.full_like(out.mask, 0.2))
+    rain = Rain(veil=(0.1, 0.1))(x, generator=torch.Generator().manual_seed(1))
+    assert rain.mask.min() >= 0.1 - 1e-6
+
+
+def test_mask_is_the_compositing_weight() -> None:
+    """I = x (1 - m) + m C with one colour C for streaks and veil in clear air."""
+    x = torch.rand(2, 3, 40, 40, generator=torch.Generator().manual_seed(0))
+    op = Rain(brightness=(0.9, 0.9), veil=(0.05, 0.05))
+    out = op(x, generator=torch.Generator().manual_seed(2))
+    from skyclear.degrade import srgb_to_linear
+
+    colour = srgb_to_linear(torch.tensor(0.9))
+    expected = srgb_to_linear(x) * (1 - out.mask) + out.mask * colour
+    torch.testing.assert_close(srgb_to_linear(out.image), expected, atol=1e-5, rtol=0)
+
+
+def test_snow_near_flakes_are_larger_than_far() -> None:
+    x = torch.full((1, 3, 128, 128), 0.2)
+    out = Snow(density=(200, 200), radius=(6, 6), veil=(0, 0), motion=(0, 0))(
+        x, generator=torch.Generator().manual_seed(0)
+    )
+    mask = out.mask[0, 0]
+    assert mask.max() > 0.5
+    covered = float((mask > 0.05).float().mean())
+    assert 0.01 < covered < 0.9, covered
+    assert math.isfinite(float(mask.sum()))
+
+
+def test_density_scales_coverage() -> None:
+    x = torch.full((1, 3, 96, 96), 0.3)
+    g = torch.Generator
+    sparse = Rain(density=(200, 200), veil=(0, 0))(x, generator=g().manual_seed(0)).mask.mean()
+    dense = Rain(density=(2000, 2000), veil=(0, 0))(x, generator=g().manual_seed(0)).mask.mean()
+    assert dense > 3 * sparse
