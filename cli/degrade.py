@@ -137,3 +137,201 @@ def samples(out: Path) -> None:
 
     for path in write_samples(out):
         click.echo(str(path))
+
+
+def _parse_shard(value: str | None) -> tuple[int, int]:
+    if value is None:
+        return (0, 1)
+    try:
+        index, count = (int(part) for part in value.split("/"))
+    except ValueError:
+        raise click.BadParameter("use K/N, e.g. 3/8", param_hint="--shard") from None
+    if count < 1 or not 0 <= index < count:
+        raise click.BadParameter(f"need 0 <= K < N, got {value}", param_hint="--shard")
+    return (index, count)
+
+
+def _progress_bar(stage: str, total: int):  # type: ignore[no-untyped-def]
+    from tqdm import tqdm
+
+    bar = tqdm(total=total, unit=" samples", desc=stage, dynamic_ncols=True, leave=True)
+    return bar.update
+
+
+@main.command("make-cdd11")
+@click.option(
+    "--src",
+    required=True,
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="Folder of clean photos (walked recursively; unusable files are skipped and listed).",
+)
+@click.option(
+    "--out",
+    required=True,
+    type=_PATH,
+    help="The dataset to write: a Zarr store, or a folder / .h5 with --format.",
+)
+@click.option(
+    "--size",
+    type=click.IntRange(8, 8192),
+    default=512,
+    show_default=True,
+    help="Resize the short side to S and crop the centre to SxS.",
+)
+@click.option(
+    "--tiers",
+    default="all",
+    show_default=True,
+    help="Comma-separated subset of the 11 tiers (e.g. low,haze_rain), or 'all'.",
+)
+@click.option(
+    "--variants",
+    type=click.IntRange(1, 1000),
+    default=1,
+    show_default=True,
+    help="Independent draws per photo and tier.",
+)
+@click.option(
+    "--seed",
+    type=click.IntRange(0, 2**63 - 1),
+    default=0,
+    show_default=True,
+    help="Seed of every random draw; the store depends on it, not on --workers.",
+)
+@click.option(
+    "--workers", type=click.IntRange(1, 256), default=1, show_default=True, help="Worker processes."
+)
+@click.option(
+    "--depth",
+    "depth_dir",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="Folder of depth maps matched by relative path and stem (STEM.depth.npy or "
+    "STEM.npy in metres, STEM.png 16-bit in mm). Without it, haze uses a "
+    "flat-ground prior.",
+)
+@click.option(
+    "--order",
+    type=click.Choice(ORDERS),
+    default="physical",
+    show_default=True,
+    help="physical: haze, particles, then light and sensor; cdd11: CDD-11's order.",
+)
+@click.option(
+    "--test-fraction",
+    type=click.FloatRange(0, 1, max_open=True),
+    default=0.1,
+    show_default=True,
+    help="Fraction of photos (never samples) in the test split.",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["zarr", "folder", "hdf5"]),
+    default="zarr",
+    show_default=True,
+    help="zarr: the store itself; folder: CDD-11's layout plus masks/; hdf5: the "
+    "store's arrays in one file (both built from a Zarr store at OUT.zarr-staging).",
+)
+@click.option(
+    "--shard",
+    metavar="K/N",
+    help="Fill only the photos i with i %% N == K (for N independent jobs on one store). "
+    "Run the command once more without --shard to check and complete the store.",
+)
+@click.option(
+    "--overwrite", is_flag=True, help="Replace an existing store made by another command."
+)
+def make_cdd11(
+    src: Path,
+    out: Path,
+    size: int,
+    tiers: str,
+    variants: int,
+    seed: int,
+    workers: int,
+    depth_dir: Path | None,
+    order: str,
+    test_fraction: float,
+    fmt: str,
+    shard: str | None,
+    overwrite: bool,
+) -> None:
+    """Build a CDD-11-style dataset with ground-truth masks from a folder of clean photos.
+
+    Deterministic: the result depends only on the photos, the options and --seed.
+    Resumable: if interrupted, run the same command again and it finishes the store.
+    """
+    from skyclear.degrade.names import TIERS
+    from skyclear.degrade.store import BuildOptions, StoreError, build, export_folder, export_hdf5
+
+    chosen = TIERS if tiers == "all" else tuple(t.strip() for t in tiers.split(",") if t.strip())
+    unknown = [t for t in chosen if t not in TIERS]
+    if unknown or not chosen:
+        raise click.BadParameter(f"unknown tiers {unknown}; choose from {', '.join(TIERS)}",
+                                 param_hint="--tiers")  # fmt: skip
+    shard_spec = _parse_shard(shard)
+    if fmt != "zarr" and shard_spec != (0, 1):
+        raise click.UsageError("--shard builds a Zarr store; export it with `degrade export`")
+    store = out if fmt == "zarr" else out.with_name(out.name + ".zarr-staging")
+    if fmt != "zarr" and out.exists() and not overwrite:
+        raise click.UsageError(f"{out} exists; pass --overwrite to replace it")
+    try:
+        options = BuildOptions(
+            src=str(src), size=size, tiers=chosen, variants=variants, seed=seed, order=order,
+            test_fraction=test_fraction, depth_dir=None if depth_dir is None else str(depth_dir),
+        )  # fmt: skip
+        summary = build(options, store, workers=workers, shard=shard_spec, overwrite=overwrite,
+                        progress=_progress_bar)  # fmt: skip
+        for item in summary.skipped:
+            click.echo(f"skipped {item.file}: {item.reason}", err=True)
+        if summary.complete and fmt != "zarr":
+            _export(store, out, fmt, summary.samples, overwrite, export_folder, export_hdf5)
+    except (StoreError, ValueError, FileNotFoundError) as error:
+        raise click.ClickException(str(error)) from error
+    state = "complete" if summary.complete else f"shard {shard} done (not yet complete)"
+    click.echo(
+        f"{out}: {summary.samples} samples from {summary.sources} photos, {state}; "
+        f"{summary.written} written this run in {summary.seconds:.1f} s "
+        f"({summary.samples_per_second:.1f} samples/s); {len(summary.skipped)} files skipped"
+    )
+
+
+def _export(store: Path, out: Path, fmt: str, samples: int, overwrite: bool,
+            export_folder: object, export_hdf5: object) -> None:  # fmt: skip
+    import shutil
+
+    if out.exists() and overwrite:
+        shutil.rmtree(out) if out.is_dir() else out.unlink()
+    exporter = export_folder if fmt == "folder" else export_hdf5
+    exporter(store, out, progress=_progress_bar("export", samples))  # type: ignore[operator]
+    shutil.rmtree(store)
+
+
+@main.command("export")
+@click.option(
+    "--store",
+    required=True,
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="A complete make-cdd11 Zarr store.",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["folder", "hdf5"]),
+    required=True,
+    help="folder: CDD-11's layout plus masks/; hdf5: the same arrays in one file.",
+)
+@click.option("--out", required=True, type=_PATH, help="Folder or .h5 file to write.")
+def export(store: Path, fmt: str, out: Path) -> None:
+    """Export a complete store as CDD-11's folder layout or as HDF5."""
+    from skyclear.degrade.store import StoreError, export_folder, export_hdf5, open_store
+
+    if out.exists():
+        raise click.UsageError(f"{out} exists; remove it first")
+    try:
+        samples = open_store(store)["degraded"].shape[0]
+        exporter = export_folder if fmt == "folder" else export_hdf5
+        exporter(store, out, progress=_progress_bar("export", samples))
+    except StoreError as error:
+        raise click.ClickException(str(error)) from error
+    click.echo(f"wrote {out}")

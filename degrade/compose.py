@@ -130,8 +130,12 @@ class Composite:
     def apply(
         self, x: Tensor, tier: str, params: dict[str, Params], depth: Tensor | None = None
     ) -> TierResult:
-        """Replay a degradation from ``params`` (deterministic)."""
+        """Replay a degradation from ``params`` (deterministic; values are checked)."""
         check_image(x)
+        for name, values in params.items() if isinstance(params, dict) else ():
+            if name in DEGRADATIONS:
+                op = self.operator(name)
+                op.check_values(check_params(values, op.param_names, x.shape[0], type(op).__name__))
         return self._apply_checked(x, tier, params, depth)
 
     def _apply_checked(
@@ -142,8 +146,9 @@ class Composite:
             got = sorted(params) if isinstance(params, dict) else type(params)
             raise ValueError(f"params for tier {tier!r} must hold {list(present)}, got {got}")
         batch, _, height, width = x.shape
-        masks = x.new_zeros(batch, len(DEGRADATIONS), height, width)
-        image = srgb_to_linear(x)
+        work = x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
+        masks = work.new_zeros(batch, len(DEGRADATIONS), height, width)
+        image = srgb_to_linear(work)
         medium: Medium | None = None
         for name in _PHYSICAL if self.order == "physical" else _CDD11:
             if name not in present:
@@ -159,7 +164,8 @@ class Composite:
             else:
                 image, mask = op.apply_linear(image, op_params)
             masks[:, DEGRADATIONS.index(name)] = mask[:, 0]
-        return TierResult(linear_to_srgb(image).clamp(0.0, 1.0), masks, params, tier)
+        image = linear_to_srgb(image).clamp(0.0, 1.0)
+        return TierResult(image.to(x.dtype), masks.to(x.dtype), params, tier)
 
 
 def degrade_tier(

@@ -2,46 +2,80 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
 import torch
 from numpy.typing import NDArray
-from PIL import Image, ImageOps
+from PIL import Image, ImageOps, UnidentifiedImageError
 from torch import Tensor
 
-__all__ = ["from_numpy", "read_image", "to_numpy", "write_image"]
+__all__ = ["UnusableImageError", "from_numpy", "read_image", "to_numpy", "write_image"]
+
+
+class UnusableImageError(ValueError):
+    """A file that cannot be a clean RGB photo; ``reason`` says why, for a person."""
+
+    def __init__(self, path: Path, reason: str) -> None:
+        super().__init__(f"{path}: {reason}")
+        self.path = path
+        self.reason = reason
 
 
 def read_image(path: str | Path) -> NDArray[np.uint8]:
     """Read a photo as ``(H, W, 3)`` uint8 RGB, EXIF orientation applied.
 
     Grey, palette and CMYK images are converted to RGB; transparency is composited on
-    white; 16-bit images are scaled (not clipped) to 8 bits.
+    white; 16-bit images are scaled (not clipped) to 8 bits. Pillow's decompression-bomb
+    limit is kept: an image over it is refused, not opened.
 
     Raises:
-        ValueError: the file is not an image Pillow can read.
+        UnusableImageError: not an image, corrupt or truncated, a decompression bomb, animated,
+            or a pixel format with no RGB meaning.
     """
     path = Path(path)
-    try:
-        with Image.open(path) as opened:
-            image = ImageOps.exif_transpose(opened)
-            image.load()
-    except (OSError, SyntaxError, ValueError) as error:  # Pillow's ways of saying "not an image"
-        raise ValueError(f"{path}: not a readable image ({error})") from error
-    return _to_rgb8(image)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        try:
+            with Image.open(path) as opened:
+                frames = getattr(opened, "n_frames", 1)
+                if frames > 1:
+                    raise UnusableImageError(path, f"animated ({frames} frames)")
+                opened.load()
+                image = ImageOps.exif_transpose(opened)
+                return _to_rgb8(image, path)
+        except UnusableImageError:
+            raise
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
+            raise UnusableImageError(path, f"decompression bomb ({error})") from error
+        except UnidentifiedImageError as error:
+            raise UnusableImageError(path, "not an image") from error
+        except (OSError, SyntaxError, ValueError, EOFError) as error:
+            raise UnusableImageError(path, f"corrupt or truncated ({error})") from error
 
 
-def _to_rgb8(image: Image.Image) -> NDArray[np.uint8]:
+def _to_rgb8(image: Image.Image, path: Path) -> NDArray[np.uint8]:
     if image.mode in ("I;16", "I;16B", "I;16L", "I"):
         wide = np.asarray(image, dtype=np.float64)
-        grey = np.clip(np.round(wide * (255.0 / 65535.0)), 0, 255).astype(np.uint8)
+        if wide.min() < 0 or wide.max() > 65535:
+            raise UnusableImageError(path, f"{image.mode} values outside the 16-bit range")
+        grey = np.round(wide * (255.0 / 65535.0)).astype(np.uint8)
         return np.repeat(grey[..., None], 3, axis=-1)
-    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+    if image.mode not in _CONVERTIBLE:
+        raise UnusableImageError(path, f"unsupported pixel format {image.mode!r}")
+    if image.mode in ("RGBA", "LA", "PA", "La", "RGBa") or (
+        image.mode == "P" and "transparency" in image.info
+    ):
         rgba = image.convert("RGBA")
         white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         image = Image.alpha_composite(white, rgba)
     return np.asarray(image.convert("RGB"), dtype=np.uint8).copy()
+
+
+_CONVERTIBLE = frozenset(
+    {"1", "L", "LA", "La", "P", "PA", "RGB", "RGBA", "RGBa", "RGBX", "CMYK", "YCbCr"}
+)
 
 
 def from_numpy(image: NDArray[np.generic], device: torch.device | str = "cpu") -> Tensor:

@@ -2,7 +2,8 @@
 
 The scene's linear radiance ``J`` is lit by ``G(p) = exposure * g(p)``, a global linear gain
 times a smooth illumination field with spatial mean 1 (``g = exp(spread f) / mean(exp(spread
-f))``, ``f`` a unit-variance smooth field), so the mean gain equals ``exposure``. The
+f))``, ``f`` a unit-variance smooth field), so the mean gain equals ``exposure`` (the gain is
+capped at 1, which only bites for exposures near 1 with a wide spread). The
 sensor then records ``y = G J + n`` with heteroscedastic Gaussian noise of variance
 ``shot * G J + read``: the Poisson-Gaussian model of Foi et al. (2008) in the form and with
 the calibration ranges of Brooks et al., "Unprocessing Images for Learned Raw Denoising"
@@ -50,7 +51,8 @@ def illumination_gain(
     log_gain = log_gain - log_gain.amax(dim=(-2, -1), keepdim=True)
     variation = torch.exp(log_gain)
     variation = variation / variation.mean(dim=(-2, -1), keepdim=True)
-    return variation * _per_sample(exposure, variation)
+    # Less light never means more: where exposure * g would pass 1 the gain stops at 1.
+    return (variation * _per_sample(exposure, variation)).clamp_max(1.0)
 
 
 def sensor_noise(x: Tensor, shot: Tensor, read: Tensor, bits: Tensor, seed: Tensor) -> Tensor:

@@ -119,20 +119,28 @@ def splat(
     buffer = torch.zeros(starts[-1], dtype=dtype, device=x.device)
     buffer.index_add_(0, index.reshape(-1), taps.reshape(-1))
 
+    # Collapse from the coarsest grid used: upsample x2, add the next finer grid, down to
+    # full resolution. A grid's contribution takes the same path (x2 steps from its level
+    # to 0) whichever other levels are present, so a sample never depends on its batch.
     total: Tensor | None = None
-    for k in reversed(range(len(grids))):
+    for level_index in reversed(range(lowest, highest + 1)):
+        k = level_index - lowest
         grid_h, grid_w = grids[k]
         grid = buffer[starts[k] : starts[k + 1]].view(batch, 1, grid_h + 2, grid_w + 2)
         grid = grid[:, :, 1 : grid_h + 1, 1 : grid_w + 1]
-        if total is None:
-            total = grid
-        else:
-            total = F.interpolate(total, scale_factor=2, mode="bilinear", align_corners=False)
-            total = total[:, :, :grid_h, :grid_w] + grid
+        total = grid if total is None else _upsample2(total, (grid_h, grid_w)) + grid
     assert total is not None
-    if lowest > 0:  # the finest grid used is still coarse: bring it to full size
-        total = F.interpolate(total, scale_factor=2**lowest, mode="bilinear", align_corners=False)
-    return total[:, :, :height, :width]
+    for level_index in reversed(range(lowest)):
+        total = _upsample2(
+            total, (math.ceil(height / 2**level_index), math.ceil(width / 2**level_index))
+        )
+    return total
+
+
+def _upsample2(grid: Tensor, size: tuple[int, int]) -> Tensor:
+    """Bilinear x2 upsampling, cropped to the next grid's ``size``."""
+    up = F.interpolate(grid, scale_factor=2, mode="bilinear", align_corners=False)
+    return up[:, :, : size[0], : size[1]]
 
 
 def composite_layers(

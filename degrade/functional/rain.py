@@ -6,10 +6,11 @@ and Rain", IJCV 2007). Streaks are drawn in ``len(RAIN_LAYERS)`` layers at incre
 distance; a layer at relative scale ``z`` (``z = 1`` the nearest) has streaks ``z`` times
 as long and wide, ``z ** -1.5`` times as many, and ``sqrt(z)`` times the opacity. Streak
 geometry is drawn from the sample's seed; lengths and opacities vary +-20 % per streak,
-angles +-3 degrees. Each streak is the sum of points spaced one pixel apart along two
-parallel lines ``width - 1`` pixels apart, tapered at both ends, splatted into an optical
-depth map (see ``particles``). The veil, a thin scattering layer of the same colour, is
-``I (1 - v) + v C``.
+angles +-3 degrees. Each streak is ``ceil(width)`` parallel lines at most a pixel apart,
+each a row of points one pixel apart, tapered at both ends, splatted into an optical
+depth map (see ``particles``); ``density`` counts streaks over the frame extended by one
+streak length on every side, where their centres may fall. The veil, a thin scattering
+layer of the same colour, is ``I (1 - v) + v C``.
 
 The mask is the total compositing weight of rain over the scene:
 ``1 - (1 - v) * prod_l (1 - a_l)``; with the veil off it is the streak opacity.
@@ -70,11 +71,14 @@ def streak_opacity(
     device = seed.device
     batch = seed.shape[0]
     scale = RAIN_LAYERS[layer][0]
-    counts = torch.round(density.double() * (height * width_px / 1e6) * scale**-1.5).long()
+    layer_length = length.to(device=device, dtype=dtype) * scale
+    # Streak centres cover the frame plus one streak length on every side (streaks cross
+    # the edges), and the density holds over that whole area.
+    area = (height + 2 * layer_length.double()) * (width_px + 2 * layer_length.double())
+    counts = torch.round(density.double().to(device) * area / 1e6 * scale**-1.5).long()
     slots = int(counts.max())
     if slots == 0:
         return torch.zeros(batch, 1, height, width_px, dtype=dtype, device=device)
-    layer_length = length.to(device=device, dtype=dtype) * scale
 
     draws = counter_rng.uniform(seed, (slots, 5), _STREAM_STREAKS + 7 * layer, dtype)
     margin = _per_sample(layer_length, draws)
@@ -84,33 +88,33 @@ def streak_opacity(
     streak_angle = _per_sample(angle, draws) + _ANGLE_JITTER * (2 * draws[..., 3] - 1)
     peak = (_per_sample(opacity, draws) * math.sqrt(scale)).clamp(0.0, 0.999)
     peak = (peak * (1.0 + _JITTER * (2 * draws[..., 4] - 1))).clamp(0.0, 0.999)
-    active = torch.arange(slots, device=device).view(1, -1) < counts.to(device).view(-1, 1)
+    active = torch.arange(slots, device=device).view(1, -1) < counts.view(-1, 1)
     tau = optical_depth(peak) * active.to(dtype)
 
-    # Points one pixel apart along each streak, on two lines (side -1, +1) half_gap either
-    # side of its axis: shapes (B, N, side, point).
+    # A streak is ceil(width) parallel lines at most a pixel apart, each a row of points
+    # one pixel apart along the fall direction: shapes (B, N, line, point). Padding lines
+    # and points (past a streak's own counts) weigh nothing.
+    streak_width = (_per_sample(width, draws) * scale).clamp_min(1.0)  # (B, 1)
+    n_lines = torch.ceil(streak_width - 1e-6)
+    q = torch.arange(int(n_lines.max()), device=device, dtype=dtype).view(1, 1, -1, 1)
+    lines = n_lines[..., None, None]
+    across = ((q / (lines - 1.0).clamp_min(1.0)) - 0.5) * (streak_width[..., None, None] - 1.0)
     n_points = torch.ceil(streak_length).clamp_min(1.0) + 1.0  # (B, N)
-    longest = int(n_points.max())
-    j = torch.arange(longest, device=device, dtype=dtype).view(1, 1, 1, -1)
+    j = torch.arange(int(n_points.max()), device=device, dtype=dtype).view(1, 1, 1, -1)
     count = n_points[..., None, None]
     u = (j / (count - 1.0) - 0.5).clamp(-0.5, 0.5)
-    side = torch.tensor([-1.0, 1.0], device=device, dtype=dtype).view(1, 1, 2, 1)
-    half_gap = ((_per_sample(width, draws) * scale).clamp_min(1.0) - 1.0) / 2.0
     dx, dy = rotate(
-        half_gap[..., None, None] * side,
+        across.expand(-1, slots, -1, -1),
         streak_length[..., None, None] * u,
         streak_angle[..., None, None],
     )
     taper = 1.0 - (2.0 * u) ** 4  # flat body, soft ends
     spacing = (streak_length / (n_points - 1.0))[..., None, None]
-    # The two lines share the streak's mass; points past a streak's own count weigh 0.
-    mass = (tau[..., None, None] * spacing / 2.0) * taper * (j < count).to(dtype)
+    # Optical depth tau across the streak's whole width: tau * width per unit length.
+    per_line = (streak_width / n_lines)[..., None, None] * (q < lines).to(dtype)
+    mass = (tau[..., None, None] * spacing) * per_line * taper * (j < count).to(dtype)
     tau_map = splat(
-        centre_x[..., None, None] + dx,
-        centre_y[..., None, None] + dy,
-        mass.expand(-1, -1, 2, -1),
-        size,
-        dtype,
+        centre_x[..., None, None] + dx, centre_y[..., None, None] + dy, mass, size, dtype
     )
     return 1.0 - torch.exp(-tau_map)
 

@@ -71,12 +71,16 @@ def flake_opacity(
     device = seed.device
     batch = seed.shape[0]
     scale = SNOW_LAYERS[layer][0]
-    counts = torch.round(density.double() * (height * width / 1e6) * scale**-1.5).long()
+    layer_radius = radius.to(device=device, dtype=dtype) * scale
+    layer_motion = _per_sample(motion.to(device=device, dtype=dtype) * scale, layer_radius)
+    # Flake centres cover the frame plus a margin (flakes cross the edges), and the density
+    # holds over that whole area.
+    reach = (2.0 * layer_radius + layer_motion[:, 0]).double()
+    area = (height + 2 * reach) * (width + 2 * reach)
+    counts = torch.round(density.double().to(device) * area / 1e6 * scale**-1.5).long()
     slots = int(counts.max())
     if slots == 0:
         return torch.zeros(batch, 1, height, width, dtype=dtype, device=device)
-    layer_radius = radius.to(device=device, dtype=dtype) * scale
-    layer_motion = _per_sample(motion.to(device=device, dtype=dtype) * scale, layer_radius)
 
     draws = counter_rng.uniform(seed, (slots, 4), _STREAM_FLAKES + 7 * layer, dtype)
     margin = 2.0 * _per_sample(layer_radius, draws) + layer_motion
@@ -89,7 +93,7 @@ def flake_opacity(
     cell = torch.exp2(level)
     peak = (_per_sample(opacity, draws) * (0.4 + 0.6 * scale)).clamp(0.0, 0.999)
     peak = (peak * (1.0 + _JITTER * (2 * draws[..., 3] - 1))).clamp(0.0, 0.999)
-    active = torch.arange(slots, device=device).view(1, -1) < counts.to(device).view(-1, 1)
+    active = torch.arange(slots, device=device).view(1, -1) < counts.view(-1, 1)
     # A Gaussian blob of peak optical depth tau holds mass 2 pi sigma^2 tau.
     mass = optical_depth(peak) * active.to(dtype) * (2.0 * math.pi) * sigma**2
 

@@ -16,6 +16,8 @@ from ..functional.counter_rng import MAX_SEED
 
 __all__ = ["OpResult", "Operator", "Params", "Range"]
 
+_HALF = (torch.float16, torch.bfloat16)
+
 Range = tuple[float, float]
 Params = dict[str, Tensor]
 
@@ -91,9 +93,30 @@ class Operator(abc.ABC):
         """Apply to a linear-light image; return ``(linear image, mask)``."""
 
     def apply(self, x: Tensor, params: Params, **context: Any) -> OpResult:
-        """Replay the operator on sRGB ``x`` with explicit ``params`` (deterministic)."""
+        """Replay the operator on sRGB ``x`` with explicit ``params`` (deterministic).
+
+        Raises:
+            ValueError: a parameter is missing, unexpected, of the wrong batch size, or
+                outside the operator's physical bounds.
+        """
         check_image(x)
+        self.check_values(check_params(params, self.param_names, x.shape[0], type(self).__name__))
         return self._apply_checked(x, params, **context)
+
+    def check_values(self, params: Params) -> None:
+        """Raise ``ValueError`` if a parameter lies outside the operator's physical bounds."""
+        for key, (low, high) in self._BOUNDS.items():
+            if key not in params:
+                continue
+            value = params[key].detach()
+            if value.numel() == 0:
+                continue
+            smallest, largest = float(value.min()), float(value.max())
+            if not (low <= smallest and largest <= high):  # also False for NaN
+                raise ValueError(
+                    f"{type(self).__name__} param {key!r} must lie within [{low}, {high}], got "
+                    f"values from {smallest:.6g} to {largest:.6g}"
+                )
 
     def __call__(
         self, x: Tensor, generator: torch.Generator | None = None, **context: Any
@@ -105,8 +128,12 @@ class Operator(abc.ABC):
 
     def _apply_checked(self, x: Tensor, params: Params, **context: Any) -> OpResult:
         params = check_params(params, self.param_names, x.shape[0], type(self).__name__)
-        image, mask = self.apply_linear(srgb_to_linear(x), params, **context)
-        return OpResult(linear_to_srgb(image).clamp(0.0, 1.0), mask, params)
+        # Half precision cannot hold pixel positions or 24-bit random numbers: compute in
+        # float32 and hand back the caller's dtype.
+        work = x.float() if x.dtype in _HALF else x
+        image, mask = self.apply_linear(srgb_to_linear(work), params, **context)
+        image = linear_to_srgb(image).clamp(0.0, 1.0)
+        return OpResult(image.to(x.dtype), mask.to(x.dtype), params)
 
 
 class _Draws:

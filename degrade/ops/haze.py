@@ -40,7 +40,7 @@ class Haze(Operator):
     """
 
     beta: Range = (0.04, 0.2)
-    airlight: Range = (0.7, 1.0)
+    airlight: Range = (0.8, 1.0)
     tint: Range = (-0.02, 0.02)
     nonuniformity: Range = (0.0, 0.0)
     horizon: Range = (0.35, 0.5)

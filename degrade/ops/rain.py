@@ -32,7 +32,10 @@ class Rain(Operator):
         veil: opacity of the rain veil; 0 turns it off.
 
     Example:
-        >>> Rain(density=(0, 0), veil=(0, 0))(x).image  # the identity
+        >>> x = torch.rand(1, 3, 64, 64)
+        >>> out = Rain(density=(0, 0), veil=(0, 0))(x)  # the identity, with a zero mask
+        >>> bool((out.image - x).abs().max() < 1e-5), int(out.mask.count_nonzero())
+        (True, 0)
     """
 
     density: Range = (400.0, 1600.0)

@@ -77,3 +77,57 @@ def test_density_scales_coverage() -> None:
     sparse = Rain(density=(200, 200), veil=(0, 0))(x, generator=g().manual_seed(0)).mask.mean()
     dense = Rain(density=(2000, 2000), veil=(0, 0))(x, generator=g().manual_seed(0)).mask.mean()
     assert dense > 3 * sparse
+
+
+def test_particles_do_not_depend_on_their_batch() -> None:
+    """Samples of very different sizes in one batch render as they would alone."""
+    x = torch.full((2, 3, 64, 80), 0.4)
+    for op, key, values in (
+        (Snow(veil=(0, 0)), "radius", (1.0, 30.0)),
+        (Rain(veil=(0, 0)), "length", (5.0, 60.0)),
+        (Rain(veil=(0, 0)), "width", (1.0, 4.0)),
+    ):
+        params = op.sample(2, torch.Generator().manual_seed(0))
+        params[key] = torch.tensor(values)
+        both = op.apply(x, params)
+        for b in range(2):
+            alone = op.apply(x[b : b + 1], {k: v[b : b + 1] for k, v in params.items()})
+            torch.testing.assert_close(alone.mask, both.mask[b : b + 1], atol=1e-6, rtol=0)
+
+
+def test_wide_streaks_are_filled() -> None:
+    from skyclear.degrade.functional import streak_opacity
+
+    def profile(width: float) -> torch.Tensor:
+        alpha = streak_opacity(
+            torch.tensor([3]), torch.tensor([400.0]), torch.tensor([40.0]),
+            torch.tensor([width]), torch.tensor([0.0]), torch.tensor([0.5]),
+            (64, 64), 0, torch.float64,
+        )  # fmt: skip
+        return alpha[0, 0].max(dim=0).values  # the brightest pixel of each column
+
+    thin, wide = profile(1.0), profile(5.0)
+    # A 5-pixel streak covers about five times the columns of a 1-pixel one, with no gap
+    # in its middle, and its core is as opaque.
+    assert (wide > 0.2).sum() >= 3 * (thin > 0.2).sum()
+    runs = "".join("1" if v > 0.3 else "0" for v in wide.tolist()).split("0")
+    assert max(len(run) for run in runs) >= 4, "no gap across a 5-pixel streak"
+    assert wide.max() > 0.8 * thin.max()
+
+
+def test_half_precision_computes_in_float32(image: torch.Tensor) -> None:
+    from skyclear.degrade.functional import counter_rng
+
+    u = counter_rng.uniform(torch.tensor([1]), (1000,), 0, torch.float16)
+    assert torch.isfinite(u).all() and u.dtype == torch.float16
+    z = counter_rng.normal(torch.tensor([1]), (1000,), 0, torch.bfloat16)
+    assert torch.isfinite(z.float()).all()
+
+
+def test_apply_checks_parameter_values(image: torch.Tensor) -> None:
+    import pytest
+
+    params = Snow().sample(2)
+    params["opacity"] = torch.tensor([0.5, 1.5])
+    with pytest.raises(ValueError, match="opacity"):
+        Snow().apply(image, params)

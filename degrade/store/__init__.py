@@ -1,0 +1,24 @@
+"""CDD-11-style datasets in a Zarr store: ingest, deterministic synthesis, export.
+
+The store format ``skyclear.cdd11/1`` is described normatively in docs/format.md; the
+constants and the checked opener live in ``format``.
+"""
+
+from .build import BuildOptions, BuildSummary, build
+from .export import export_folder, export_hdf5
+from .format import FORMAT, StoreError, open_store, presence_of
+from .ingest import Skipped, find_sources
+
+__all__ = [
+    "FORMAT",
+    "BuildOptions",
+    "BuildSummary",
+    "Skipped",
+    "StoreError",
+    "build",
+    "export_folder",
+    "export_hdf5",
+    "find_sources",
+    "open_store",
+    "presence_of",
+]

@@ -1,0 +1,429 @@
+"""``make-cdd11``: synthesise a CDD-11-style store, deterministically and resumably.
+
+A sample's bytes depend only on its source photo, the options and the seed: its
+randomness comes from a generator seeded by ``(seed, source, tier, variant)``, and it is
+degraded on its own. Sources are the unit of work and of writing: the samples of source
+``i`` fill chunks no other source touches (``clean[i]``, ``depth[i]``, their
+``degraded``/``masks`` rows, and chunk ``i`` of ``params``). ``params`` chunk ``i`` is
+written last and marks the source done, so an interrupted run, run again, redoes only the
+sources whose marker is missing or unreadable. ``complete`` is set last, once every
+marker is in.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import asdict, dataclass, field
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..names import DEGRADATIONS, ORDERS, TIERS
+from .format import FORMAT, StoreError, compressor, sample_index
+from .ingest import Skipped, find_sources, fit_photo, load_source_depth, read_source
+
+__all__ = ["BuildOptions", "BuildSummary", "build", "pending_sources", "sample_seed"]
+
+Progress = Callable[[int], None]
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    """Everything a store's content depends on (besides the photos themselves)."""
+
+    src: str
+    size: int = 512
+    tiers: tuple[str, ...] = TIERS
+    variants: int = 1
+    seed: int = 0
+    order: str = "physical"
+    test_fraction: float = 0.1
+    depth_dir: str | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.size, int) or self.size < 8:
+            raise ValueError(f"size must be an int >= 8, got {self.size!r}")
+        unknown = [tier for tier in self.tiers if tier not in TIERS]
+        if unknown or not self.tiers:
+            raise ValueError(f"tiers must be a non-empty subset of {TIERS}, got {self.tiers}")
+        # Keep CDD-11's order whatever order they were given in.
+        object.__setattr__(self, "tiers", tuple(t for t in TIERS if t in self.tiers))
+        if not isinstance(self.variants, int) or self.variants < 1:
+            raise ValueError(f"variants must be an int >= 1, got {self.variants!r}")
+        if not isinstance(self.seed, int) or not 0 <= self.seed < 2**63:
+            raise ValueError(f"seed must be an int in [0, 2**63), got {self.seed!r}")
+        if self.order not in ORDERS:
+            raise ValueError(f"order must be one of {ORDERS}, got {self.order!r}")
+        if not 0.0 <= self.test_fraction < 1.0:
+            raise ValueError(f"test_fraction must lie in [0, 1), got {self.test_fraction!r}")
+
+    def recorded(self) -> dict[str, Any]:
+        """The options as the store records them (paths are not part of the content)."""
+        record = asdict(self)
+        record.pop("src")
+        record["tiers"] = list(self.tiers)
+        record["depth"] = record.pop("depth_dir") is not None
+        return record
+
+
+@dataclass(frozen=True)
+class BuildSummary:
+    """What a run did."""
+
+    path: str
+    sources: int
+    samples: int
+    written: int
+    skipped: list[Skipped] = field(default_factory=list)
+    seconds: float = 0.0
+    complete: bool = False
+
+    @property
+    def samples_per_second(self) -> float:
+        return self.written / self.seconds if self.seconds > 0 else 0.0
+
+
+def sample_seed(seed: int, source: int, tier: str, variant: int) -> int:
+    """The generator seed of one sample, from (seed, source index, tier, variant) alone."""
+    words = np.random.SeedSequence([seed, source, TIERS.index(tier), variant]).generate_state(2)
+    return (int(words[0]) << 31) ^ int(words[1])
+
+
+def _split_of(count: int, fraction: float, seed: int) -> np.ndarray:
+    """0 (train) or 1 (test) per source; a seeded permutation picks the test sources."""
+    split = np.zeros(count, dtype=np.uint8)
+    tests = round(count * fraction)
+    if tests:
+        order = np.random.default_rng(np.random.SeedSequence([seed, 0x5EED])).permutation(count)
+        split[order[:tests]] = 1
+    return split
+
+
+def _skyclear_version() -> str:
+    try:
+        return version("skyclear")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def _attributes(
+    options: BuildOptions, sources: list[str], skipped: list[Skipped]
+) -> dict[str, Any]:
+    return {
+        "format": FORMAT,
+        "tiers": list(options.tiers),
+        "degradations": list(DEGRADATIONS),
+        "seed": options.seed,
+        "size": options.size,
+        "order": options.order,
+        "variants": options.variants,
+        "test_fraction": options.test_fraction,
+        "depth": options.depth_dir is not None,
+        "sources": sources,
+        "skipped": [asdict(item) for item in skipped],
+        "version": _skyclear_version(),
+    }
+
+
+def _prepare(path: Path, options: BuildOptions, sources: list[str], skipped: list[Skipped]) -> None:
+    """Create the group, every array and the per-sample index arrays; complete = false."""
+    import zarr
+
+    size, tiers, variants = options.size, len(options.tiers), options.variants
+    per_source = tiers * variants
+    count, total = len(sources), len(sources) * per_source
+    codec = compressor()
+    group = zarr.open_group(store=str(path), mode="w", zarr_format=3)
+    group.attrs.update(_attributes(options, sources, skipped))
+
+    def array(name: str, shape: tuple[int, ...], chunks: tuple[int, ...], dtype: Any,
+              dims: list[str], fill: Any = 0) -> Any:  # fmt: skip
+        return group.create_array(
+            name, shape=shape, chunks=chunks, dtype=dtype, compressors=codec,
+            dimension_names=dims, fill_value=fill,
+        )  # fmt: skip
+
+    array("clean", (count, size, size, 3), (1, size, size, 3), "uint8", ["source", "y", "x", "rgb"])
+    array(
+        "degraded", (total, size, size, 3), (1, size, size, 3), "uint8", ["sample", "y", "x", "rgb"]
+    )
+    array(
+        "masks",
+        (total, 4, size, size),
+        (1, 1, size, size),
+        "uint8",
+        ["sample", "degradation", "y", "x"],
+    )
+    if options.depth_dir is not None:
+        array("depth", (count, size, size), (1, size, size), "float16", ["source", "y", "x"])
+    source = array("source", (total,), (per_source,), "int32", ["sample"])
+    tier = array("tier", (total,), (per_source,), "uint8", ["sample"])
+    split = array("split", (total,), (per_source,), "uint8", ["sample"])
+    array("params", (total,), (per_source,), str, ["sample"], fill="")
+    if total:
+        source[:] = np.repeat(np.arange(count, dtype=np.int32), per_source)
+        tier[:] = np.tile(np.repeat(np.arange(tiers, dtype=np.uint8), variants), count)
+        split[:] = np.repeat(_split_of(count, options.test_fraction, options.seed), per_source)
+    group.attrs["complete"] = False  # written last: the store is prepared
+
+
+def _source_done(params: Any, index: int, per_source: int) -> bool:
+    try:
+        rows = params[index * per_source : (index + 1) * per_source]
+        return all(bool(row) and isinstance(json.loads(row), dict) for row in rows)
+    except Exception:  # a chunk torn by a kill reads as garbage or raises: not done
+        return False
+
+
+def pending_sources(path: Path) -> list[int]:
+    """Indices of the sources whose samples are not all in the store yet."""
+    import zarr
+
+    group: Any = zarr.open_group(store=str(path), mode="r")
+    per_source = len(group.attrs["tiers"]) * int(group.attrs["variants"])
+    params = group["params"]
+    return [
+        i for i in range(len(group.attrs["sources"])) if not _source_done(params, i, per_source)
+    ]
+
+
+class _Writer:
+    """Synthesises and writes every sample of one source (runs in a worker)."""
+
+    def __init__(self, path: Path, options: BuildOptions) -> None:
+        import zarr
+
+        from ..compose import Composite
+
+        self.options = options
+        self.group: Any = zarr.open_group(store=str(path), mode="r+")
+        attrs: dict[str, Any] = dict(self.group.attrs)
+        self.sources: list[str] = [str(name) for name in attrs["sources"]]
+        self.composite = Composite(order=options.order)  # type: ignore[arg-type]
+
+    def write(self, index: int) -> int:
+        import torch
+
+        from ..io import from_numpy
+
+        options, group = self.options, self.group
+        relative = self.sources[index]
+        photo = read_source(Path(options.src) / relative, options.size)
+        depth = None
+        if options.depth_dir is not None:
+            fitted = load_source_depth(
+                Path(options.depth_dir), relative, photo.shape[:2], options.size
+            )
+            stored = fitted.astype(np.float16)
+            group["depth"][index] = stored
+            depth = torch.from_numpy(stored.astype(np.float32)).view(
+                1, 1, options.size, options.size
+            )
+        clean = fit_photo(photo, options.size)
+        group["clean"][index] = clean
+        x = from_numpy(clean)
+        per_source = len(options.tiers) * options.variants
+        rows: list[str] = []
+        for t, tier in enumerate(options.tiers):
+            for variant in range(options.variants):
+                seed = sample_seed(options.seed, index, tier, variant)
+                generator = torch.Generator().manual_seed(seed)
+                with torch.no_grad():
+                    result = self.composite(x, tier, generator, depth)
+                m = sample_index(index, t, variant, len(options.tiers), options.variants)
+                group["degraded"][m] = _to_uint8(result.image[0].permute(1, 2, 0))
+                group["masks"][m] = _to_uint8(result.masks[0])
+                rows.append(json.dumps(_record(tier, variant, seed, result.params), sort_keys=True))
+        group["params"][index * per_source : (index + 1) * per_source] = np.array(
+            rows, dtype=object
+        )
+        return per_source
+
+
+def _to_uint8(tensor: Any) -> np.ndarray:
+    """[0, 1] floats to uint8 codes, ``round(255 x)``."""
+    return np.asarray((tensor.clamp(0, 1) * 255.0).round().byte().numpy())
+
+
+def _record(tier: str, variant: int, seed: int, params: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "tier": tier,
+        "variant": variant,
+        "seed": seed,
+        "params": {
+            name: {key: value[0].tolist() for key, value in values.items()}
+            for name, values in params.items()
+        },
+    }
+
+
+_WORKER: _Writer | None = None
+
+
+def _init_worker(path: Path, options: BuildOptions) -> None:
+    _single_thread()
+    global _WORKER
+    _WORKER = _Writer(path, options)
+
+
+def _work(index: int) -> int:
+    assert _WORKER is not None
+    return _WORKER.write(index)
+
+
+def _check_existing(path: Path, options: BuildOptions, sources: list[str], overwrite: bool) -> bool:
+    """True if ``path`` holds a prepared store of this very command (to resume)."""
+    import zarr
+
+    if not path.exists():
+        return False
+    try:
+        attrs = dict(zarr.open_group(store=str(path), mode="r").attrs)
+    except Exception as error:
+        if overwrite:
+            return False
+        raise StoreError(
+            f"{path} exists and is not a skyclear store; pass --overwrite to replace it"
+        ) from error
+    if "complete" not in attrs:  # killed while preparing: nothing of value inside
+        return False
+    expected = {**_attributes(options, sources, []), "skipped": attrs.get("skipped")}
+    recorded = {key: attrs.get(key) for key in expected}
+    if recorded != expected:
+        if overwrite:
+            return False
+        changed = sorted(key for key in expected if recorded[key] != expected[key])
+        raise StoreError(
+            f"{path} was made by a different command or from different photos (differs in: "
+            f"{', '.join(changed)}); pass --overwrite to replace it"
+        )
+    return True
+
+
+def build(
+    options: BuildOptions,
+    out: str | Path,
+    *,
+    workers: int = 1,
+    shard: tuple[int, int] = (0, 1),
+    overwrite: bool = False,
+    progress: Callable[[str, int], Progress] | None = None,
+) -> BuildSummary:
+    """Build (or resume) the store at ``out``.
+
+    Args:
+        options: what the store holds.
+        out: the store's path.
+        workers: processes synthesising in parallel (the bytes do not depend on it).
+        shard: ``(k, n)``: this process fills the sources ``i`` with ``i % n == k``; only
+            the whole run (``n == 1``) marks the store complete. Every shard must be given
+            the same options; the first process to arrive prepares the store.
+        overwrite: replace a store made by a different command.
+        progress: ``progress(stage, total)`` returns a callback advanced by units done.
+
+    Raises:
+        StoreError: the store belongs to another command; no usable photo.
+    """
+    start = time.perf_counter()
+    path = Path(out)
+    src = Path(options.src)
+    if not src.is_dir():
+        raise StoreError(f"--src {src} is not a folder")
+    if options.depth_dir is not None and not Path(options.depth_dir).is_dir():
+        raise StoreError(f"--depth {options.depth_dir} is not a folder")
+    with _Workers(workers) as pool:
+        sources, skipped = find_sources(src, options.size, pool.ingest)
+        if not sources:
+            raise StoreError(f"no usable photo in {src} ({len(skipped)} files skipped)")
+        if not _check_existing(path, options, sources, overwrite):
+            if path.exists():
+                shutil.rmtree(path)
+            _prepare(path, options, sources, skipped)
+        mine = [i for i in pending_sources(path) if i % shard[1] == shard[0]]
+        per_source = len(options.tiers) * options.variants
+        advance = progress("samples", len(mine) * per_source) if progress else None
+        written = 0
+        for count in pool.write(path, options, mine):
+            written += count
+            if advance:
+                advance(count)
+    complete = False
+    if shard[1] == 1:
+        if pending_sources(path):
+            raise StoreError(f"{path}: sources still missing after the run; run the command again")
+        import zarr
+
+        zarr.open_group(store=str(path), mode="r+").attrs["complete"] = True
+        complete = True
+    return BuildSummary(
+        path=str(path),
+        sources=len(sources),
+        samples=len(sources) * per_source,
+        written=written,
+        skipped=skipped,
+        seconds=time.perf_counter() - start,
+        complete=complete,
+    )
+
+
+class _Workers:
+    """Runs ingest and synthesis in-process (``workers == 1``) or in spawned processes.
+
+    Spawned workers start clean (no inherited torch threads or open stores), use one
+    thread each, and open the store themselves.
+    """
+
+    def __init__(self, workers: int) -> None:
+        if workers < 1:
+            raise ValueError(f"workers must be >= 1, got {workers}")
+        self.workers = workers
+        self.pool: Any = None
+
+    def __enter__(self) -> _Workers:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._close()
+
+    def _close(self) -> None:
+        if self.pool is not None:
+            self.pool.terminate()
+            self.pool.join()
+            self.pool = None
+
+    def _start(
+        self, initializer: Callable[..., None] | None = None, args: tuple[Any, ...] = ()
+    ) -> Any:
+        import multiprocessing
+
+        self._close()
+        self.pool = multiprocessing.get_context("spawn").Pool(
+            self.workers, initializer=initializer, initargs=args
+        )
+        return self.pool
+
+    def ingest(
+        self, function: Callable[[Any], str | None], items: list[Any]
+    ) -> Iterable[str | None]:
+        if self.workers == 1:
+            return map(function, items)
+        return self._start(_single_thread).imap(function, items, chunksize=4)
+
+    def write(self, path: Path, options: BuildOptions, indices: list[int]) -> Iterator[int]:
+        if not indices:
+            return iter(())
+        if self.workers == 1:
+            return map(_Writer(path, options).write, indices)
+        pool = self._start(_init_worker, (path, options))
+        return pool.imap_unordered(_work, indices, chunksize=1)
+
+
+def _single_thread() -> None:
+    import torch
+
+    torch.set_num_threads(1)

@@ -1,0 +1,74 @@
+"""The ``skyclear.cdd11/1`` store: names, codecs, and the opener every reader uses."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from ..names import DEGRADATIONS, TIERS
+
+__all__ = [
+    "FORMAT",
+    "SPLITS",
+    "StoreError",
+    "compressor",
+    "open_store",
+    "presence_of",
+    "sample_index",
+]
+
+FORMAT = "skyclear.cdd11/1"
+SPLITS: tuple[str, ...] = ("train", "test")
+
+
+class StoreError(ValueError):
+    """A store that cannot be read or written as asked (incomplete, foreign, mismatched)."""
+
+
+def compressor() -> Any:
+    """blosc-zstd with bit shuffling: the codec of every array in the store."""
+    from zarr.codecs import BloscCodec, BloscShuffle
+
+    return BloscCodec(cname="zstd", clevel=5, shuffle=BloscShuffle.bitshuffle)
+
+
+def sample_index(source: int, tier: int, variant: int, tiers: int, variants: int) -> int:
+    """Position of a sample: samples are laid out source-major, then tier, then variant."""
+    return (source * tiers + tier) * variants + variant
+
+
+def presence_of(tier: str) -> NDArray[np.float32]:
+    """The 4-vector (low, haze, rain, snow) of which degradations ``tier`` holds."""
+    if tier not in TIERS:
+        raise ValueError(f"unknown tier {tier!r}")
+    parts = tier.split("_")
+    return np.array([name in parts for name in DEGRADATIONS], dtype=np.float32)
+
+
+def open_store(path: str | Path, *, require_complete: bool = True) -> Any:
+    """Open a store read-only after checking its format and completeness.
+
+    Raises:
+        StoreError: not a skyclear store, another format version, or not complete.
+    """
+    import zarr
+
+    path = Path(path)
+    if not path.exists():
+        raise StoreError(f"{path}: no such store")
+    try:
+        group = zarr.open_group(store=str(path), mode="r")
+    except Exception as error:  # zarr raises several types for "not a group"
+        raise StoreError(f"{path}: not a Zarr group ({error})") from error
+    found = group.attrs.get("format")
+    if found != FORMAT:
+        raise StoreError(f"{path}: format {found!r} is not {FORMAT!r}")
+    if require_complete and group.attrs.get("complete") is not True:
+        raise StoreError(
+            f"{path}: the store is not complete (an interrupted make-cdd11?); run the same "
+            "command again to finish it"
+        )
+    return group

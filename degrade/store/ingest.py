@@ -1,0 +1,173 @@
+"""From a folder of photos to the list of usable sources, and each source to S x S.
+
+Every file under ``--src`` is a candidate, walked recursively in sorted order. A file that
+cannot be a clean RGB photo is skipped with a reason: not an image, corrupt or truncated,
+a decompression bomb, animated, an unsupported pixel format, too small for the size, or
+a symlink that leads outside ``--src`` (never followed).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from numpy.typing import NDArray
+from PIL import Image
+
+from ..depth import load_depth
+from ..io import UnusableImageError, read_image
+
+__all__ = [
+    "Skipped",
+    "check_source",
+    "find_depth",
+    "find_sources",
+    "fit_depth",
+    "fit_photo",
+    "load_source_depth",
+    "read_source",
+]
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """A file left out, and why."""
+
+    file: str
+    reason: str
+
+
+def _candidates(src: Path) -> tuple[list[str], list[Skipped]]:
+    root = src.resolve()
+    files: list[str] = []
+    skipped: list[Skipped] = []
+    for folder, dirs, names in os.walk(src, followlinks=False):
+        dirs.sort()
+        here = Path(folder)
+        for name in list(dirs):
+            link = here / name
+            if link.is_symlink() and not link.resolve().is_relative_to(root):
+                skipped.append(
+                    Skipped(link.relative_to(src).as_posix(), "symlink leads outside --src")
+                )
+        for name in sorted(names):
+            path = here / name
+            relative = path.relative_to(src).as_posix()
+            if path.is_symlink() and not path.resolve().is_relative_to(root):
+                skipped.append(Skipped(relative, "symlink leads outside --src"))
+                continue
+            files.append(relative)
+    return sorted(files), skipped
+
+
+def read_source(path: Path, size: int) -> NDArray[np.uint8]:
+    """Read a photo at full size and check it can give a ``size`` x ``size`` crop.
+
+    Raises:
+        UnusableImageError: the file cannot be a clean photo of at least ``size`` pixels.
+    """
+    photo = read_image(path)
+    height, width = photo.shape[:2]
+    if min(height, width) < size:
+        raise UnusableImageError(
+            path, f"too small: {width}x{height}, --size {size} needs a short side >= {size}"
+        )
+    return photo
+
+
+def check_source(path: Path, size: int) -> str | None:
+    """``None`` if ``path`` is a usable source, else the reason it is not."""
+    try:
+        read_source(path, size)
+    except UnusableImageError as error:
+        return error.reason
+    return None
+
+
+def _check_item(item: tuple[Path, int]) -> str | None:
+    return check_source(*item)
+
+
+def find_sources(
+    src: Path, size: int, mapper: Callable[..., Iterable[str | None]] = map
+) -> tuple[list[str], list[Skipped]]:
+    """Usable photos under ``src`` (relative POSIX paths, sorted) and the files skipped.
+
+    Args:
+        src: the folder of photos.
+        size: the crop size every source must reach.
+        mapper: ``map`` or a process pool's ``imap``, to decode candidates in parallel.
+    """
+    candidates, skipped = _candidates(src)
+    sources = []
+    paths = [src / relative for relative in candidates]
+    reasons = mapper(_check_item, [(path, size) for path in paths])
+    for relative, reason in zip(candidates, reasons, strict=True):
+        if reason is None:
+            sources.append(relative)
+        else:
+            skipped.append(Skipped(relative, reason))
+    return sources, sorted(skipped, key=lambda item: item.file)
+
+
+def _crop_box(
+    height: int, width: int, size: int
+) -> tuple[tuple[int, int], tuple[int, int, int, int]]:
+    scale = size / min(height, width)
+    resized = (max(size, round(width * scale)), max(size, round(height * scale)))
+    left = (resized[0] - size) // 2
+    top = (resized[1] - size) // 2
+    return resized, (left, top, left + size, top + size)
+
+
+def fit_photo(photo: NDArray[np.uint8], size: int) -> NDArray[np.uint8]:
+    """Resize the short side to ``size`` (Lanczos, antialiased) and crop the centre."""
+    resized, box = _crop_box(photo.shape[0], photo.shape[1], size)
+    image = Image.fromarray(photo)
+    if image.size != resized:
+        image = image.resize(resized, Image.Resampling.LANCZOS)
+    return np.asarray(image.crop(box), dtype=np.uint8).copy()
+
+
+def fit_depth(depth: NDArray[np.float32], size: int) -> NDArray[np.float32]:
+    """Bring a depth map to ``size`` x ``size`` with the photo's geometry (bilinear)."""
+    resized, box = _crop_box(depth.shape[0], depth.shape[1], size)
+    image = Image.fromarray(np.asarray(depth, dtype=np.float32), mode="F")
+    if image.size != resized:
+        image = image.resize(resized, Image.Resampling.BILINEAR)
+    return np.asarray(image.crop(box), dtype=np.float32).copy()
+
+
+def find_depth(depth_dir: Path, source: str) -> Path | None:
+    """The depth file of ``source`` in ``depth_dir``, matched by stem.
+
+    Looked up at the source's relative folder, as ``STEM.depth.npy``, ``STEM.npy`` or
+    ``STEM.png`` (16-bit, millimetres).
+    """
+    relative = Path(source)
+    folder = depth_dir / relative.parent
+    for name in (f"{relative.stem}.depth.npy", f"{relative.stem}.npy", f"{relative.stem}.png"):
+        if (folder / name).is_file():
+            return folder / name
+    return None
+
+
+def load_source_depth(
+    depth_dir: Path, source: str, photo_shape: tuple[int, int], size: int
+) -> NDArray[np.float32]:
+    """Read, check and fit the depth of ``source`` (metres)."""
+    path = find_depth(depth_dir, source)
+    if path is None:
+        raise FileNotFoundError(
+            f"no depth map for {source} in {depth_dir} (STEM.depth.npy, STEM.npy or STEM.png)"
+        )
+    depth = load_depth(path)
+    if depth.shape != photo_shape:
+        raise ValueError(
+            f"{path}: depth is {depth.shape[1]}x{depth.shape[0]} but the photo is "
+            f"{photo_shape[1]}x{photo_shape[0]}"
+        )
+    return fit_depth(depth, size)
