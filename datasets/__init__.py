@@ -1,1 +1,12 @@
-"""skyclear.datasets: torch datasets over skyclear stores and the CDD-11 release."""
+"""skyclear.datasets: torch datasets over skyclear stores and the CDD-11 release.
+
+All four yield the same sample contract (see ``Sample``): ``degraded``, ``clean``,
+``masks``, ``tier``, ``presence`` and ``has_masks``.
+"""
+
+from ._sample import Crop, Sample
+from .folder import CDD11Folder
+from .online import OnlineSynthesis
+from .stores import CDD11H5, CDD11Zarr
+
+__all__ = ["CDD11H5", "CDD11Folder", "CDD11Zarr", "Crop", "OnlineSynthesis", "Sample"]

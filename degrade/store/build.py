@@ -227,22 +227,36 @@ class _Writer:
         clean = fit_photo(photo, options.size)
         group["clean"][index] = clean
         x = from_numpy(clean)
-        per_source = len(options.tiers) * options.variants
+        tiers, variants = len(options.tiers), options.variants
+        first = sample_index(index, 0, 0, tiers, variants)
         rows: list[str] = []
-        for t, tier in enumerate(options.tiers):
-            for variant in range(options.variants):
+        images: list[np.ndarray] = []
+        masks: list[np.ndarray] = []
+        for tier in options.tiers:
+            for variant in range(variants):
                 seed = sample_seed(options.seed, index, tier, variant)
                 generator = torch.Generator().manual_seed(seed)
                 with torch.no_grad():
                     result = self.composite(x, tier, generator, depth)
-                m = sample_index(index, t, variant, len(options.tiers), options.variants)
-                group["degraded"][m] = _to_uint8(result.image[0].permute(1, 2, 0))
-                group["masks"][m] = _to_uint8(result.masks[0])
+                images.append(_to_uint8(result.image[0].permute(1, 2, 0)))
+                masks.append(_to_uint8(result.masks[0]))
                 rows.append(json.dumps(_record(tier, variant, seed, result.params), sort_keys=True))
-        group["params"][index * per_source : (index + 1) * per_source] = np.array(
-            rows, dtype=object
-        )
-        return per_source
+                if len(images) == _WRITE_BATCH:
+                    self._flush(first + len(rows) - len(images), images, masks)
+        self._flush(first + len(rows) - len(images), images, masks)
+        group["params"][first : first + len(rows)] = np.array(rows, dtype=object)
+        return len(rows)
+
+    def _flush(self, start: int, images: list[np.ndarray], masks: list[np.ndarray]) -> None:
+        """Write buffered samples in one call per array (zarr encodes them together)."""
+        if images:
+            self.group["degraded"][start : start + len(images)] = np.stack(images)
+            self.group["masks"][start : start + len(masks)] = np.stack(masks)
+            images.clear()
+            masks.clear()
+
+
+_WRITE_BATCH = 16  # samples buffered before a write: ~30 MB at 512 x 512
 
 
 def _to_uint8(tensor: Any) -> np.ndarray:
@@ -424,6 +438,9 @@ class _Workers:
 
 
 def _single_thread() -> None:
+    """One thread per worker process: torch's pool and blosc's both."""
+    import numcodecs.blosc
     import torch
 
     torch.set_num_threads(1)
+    numcodecs.blosc.set_nthreads(1)

@@ -1,0 +1,111 @@
+"""``OnlineSynthesis``: clean photos degraded on the fly, masks included."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from skyclear.degrade.compose import Composite
+from skyclear.degrade.io import from_numpy
+from skyclear.degrade.names import TIERS
+from skyclear.degrade.store.build import sample_seed
+from skyclear.degrade.store.ingest import (
+    Skipped,
+    find_sources,
+    fit_photo,
+    load_source_depth,
+    read_source,
+)
+from torch.utils.data import Dataset
+
+from ._sample import Crop, Sample, make_sample
+
+__all__ = ["OnlineSynthesis"]
+
+
+class OnlineSynthesis(Dataset[Sample]):
+    """Degrade clean photos on the fly into the CDD-11 tiers.
+
+    Item ``k`` is photo ``(k // T) % N`` in tier ``k % T`` (``T`` tiers, ``N`` photos),
+    repeated ``repeats`` times. Its randomness comes from a generator seeded by
+    ``(seed + epoch, photo, tier, k)``: the same item gives the same sample in any worker
+    and any process, different items and epochs give different ones, and no two
+    DataLoader workers repeat each other. Call ``set_epoch`` to draw anew each epoch.
+
+    Args:
+        src: folder of clean photos (walked recursively like make-cdd11's ``--src``).
+        size: photos are resized (short side) and centre-cropped to ``size``.
+        crop: a square crop of the result (random or centred), or ``None``.
+        random_crop: random crops (training) or centre crops.
+        tiers: the tiers to draw (default all 11).
+        composite: the operators and order (default ``Composite()``).
+        seed: base seed.
+        repeats: passes over (photo, tier) pairs per epoch.
+        depth_dir: optional depth maps matched by stem, as make-cdd11's ``--depth``.
+    """
+
+    def __init__(
+        self,
+        src: str | Path,
+        size: int = 256,
+        crop: int | None = None,
+        random_crop: bool = True,
+        tiers: tuple[str, ...] = TIERS,
+        composite: Composite | None = None,
+        seed: int = 0,
+        repeats: int = 1,
+        depth_dir: str | Path | None = None,
+    ) -> None:
+        unknown = [tier for tier in tiers if tier not in TIERS]
+        if unknown or not tiers:
+            raise ValueError(f"tiers must be a non-empty subset of {TIERS}, got {tiers}")
+        if repeats < 1:
+            raise ValueError(f"repeats must be >= 1, got {repeats}")
+        self.src = Path(src)
+        self.size = size
+        self.crop = Crop(crop, random_crop)
+        self.tiers = tuple(tiers)
+        self.composite = composite or Composite()
+        self.seed = seed
+        self.repeats = repeats
+        self.depth_dir = None if depth_dir is None else Path(depth_dir)
+        self.epoch = 0
+        self.sources, self.skipped = find_sources(self.src, size)
+        if not self.sources:
+            raise ValueError(f"no usable photo in {self.src} ({len(self.skipped)} files skipped)")
+
+    @property
+    def skipped_files(self) -> list[Skipped]:
+        """Files under ``src`` that are not usable photos, with reasons."""
+        return self.skipped
+
+    def set_epoch(self, epoch: int) -> None:
+        """Draw new degradations (a DistributedSampler-style epoch hook)."""
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.sources) * len(self.tiers) * self.repeats
+
+    def __getitem__(self, item: int) -> Sample:
+        if not 0 <= item < len(self):
+            raise IndexError(f"index {item} out of range for {len(self)} samples")
+        tier = self.tiers[item % len(self.tiers)]
+        source = (item // len(self.tiers)) % len(self.sources)
+        relative = self.sources[source]
+        photo = read_source(self.src / relative, self.size)
+        depth = None
+        if self.depth_dir is not None:
+            fitted = load_source_depth(self.depth_dir, relative, photo.shape[:2], self.size)
+            depth = torch.from_numpy(fitted).view(1, 1, self.size, self.size)
+        clean = fit_photo(photo, self.size)
+        seed = sample_seed(self.seed + self.epoch, source, tier, item)
+        generator = torch.Generator().manual_seed(seed)
+        with torch.no_grad():
+            result = self.composite(from_numpy(clean), tier, generator, depth)
+        degraded = (result.image[0].permute(1, 2, 0) * 255.0).round().byte().numpy()
+        masks = (result.masks[0] * 255.0).round().byte().numpy()
+        rows, cols = self.crop.window(self.size, self.size)
+        return make_sample(
+            np.asarray(degraded[rows, cols]), clean[rows, cols], masks[:, rows, cols], tier
+        )

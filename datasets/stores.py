@@ -1,0 +1,141 @@
+"""``CDD11Zarr`` and ``CDD11H5``: the make-cdd11 store and its HDF5 export."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from skyclear.degrade.store.format import FORMAT, SPLITS, StoreError, open_store
+from torch.utils.data import Dataset
+
+from ._sample import Crop, Sample, make_sample
+
+__all__ = ["CDD11H5", "CDD11Zarr"]
+
+
+class _StoreDataset(Dataset[Sample]):
+    """Shared logic: split and tier selection, the crop, and opening lazily per process.
+
+    The handle is opened on first access in each process and never pickled, so the
+    dataset works with DataLoader workers under fork, spawn and forkserver alike.
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        split: str | None = "train",
+        crop: int | None = None,
+        random_crop: bool = True,
+        tiers: tuple[str, ...] | None = None,
+    ) -> None:
+        if split is not None and split not in SPLITS:
+            raise ValueError(f"split must be one of {SPLITS} or None, got {split!r}")
+        self.path = Path(path)
+        self.crop = Crop(crop, random_crop)
+        self._handle: Any = None
+        attrs, split_of, tier_of, source_of = self._read_index()
+        self.tiers: list[str] = list(attrs["tiers"])
+        self.size = int(attrs["size"])
+        if tiers is not None:
+            unknown = sorted(set(tiers) - set(self.tiers))
+            if unknown:
+                raise ValueError(f"tiers {unknown} are not in {self.path} (it has {self.tiers})")
+        keep = np.ones(len(split_of), dtype=bool)
+        if split is not None:
+            keep &= split_of == SPLITS.index(split)
+        if tiers is not None:
+            keep &= np.isin(tier_of, [self.tiers.index(t) for t in tiers])
+        self.indices = np.flatnonzero(keep)
+        self._tier_of = tier_of
+        self._source_of = source_of
+
+    def _read_index(self) -> tuple[dict[str, Any], Any, Any, Any]:
+        raise NotImplementedError
+
+    def _open(self) -> Any:
+        raise NotImplementedError
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_handle"] = None
+        return state
+
+    def __getitem__(self, item: int) -> Sample:
+        if not -len(self) <= item < len(self):
+            raise IndexError(f"index {item} out of range for {len(self)} samples")
+        if self._handle is None:
+            self._handle = self._open()
+        m = int(self.indices[item])
+        i = int(self._source_of[m])
+        rows, cols = self.crop.window(self.size, self.size)
+        store = self._handle  # name -> array, opened once per process
+        return make_sample(
+            np.asarray(store["degraded"][m, rows, cols]),
+            np.asarray(store["clean"][i, rows, cols]),
+            np.asarray(store["masks"][m, :, rows, cols]),
+            self.tiers[int(self._tier_of[m])],
+        )
+
+
+class CDD11Zarr(_StoreDataset):
+    """Samples of a complete make-cdd11 Zarr store.
+
+    Args:
+        path: the store.
+        split: ``"train"``, ``"test"`` or ``None`` for both.
+        crop: side of a square crop applied identically to every field, or ``None``.
+        random_crop: random crops (training) or centre crops (evaluation).
+        tiers: keep only these tiers (default: all in the store).
+
+    Example:
+        >>> data = CDD11Zarr("data.zarr", split="train", crop=256)
+        >>> loader = torch.utils.data.DataLoader(data, batch_size=8, num_workers=2)
+    """
+
+    def _read_index(self) -> tuple[dict[str, Any], Any, Any, Any]:
+        group = open_store(self.path)
+        return dict(group.attrs), group["split"][:], group["tier"][:], group["source"][:]
+
+    def _open(self) -> Any:
+        group = open_store(self.path)
+        return {name: group[name] for name in ("degraded", "clean", "masks")}
+
+
+class CDD11H5(_StoreDataset):
+    """Samples of an HDF5 export of a make-cdd11 store (same arguments as ``CDD11Zarr``)."""
+
+    def _read_index(self) -> tuple[dict[str, Any], Any, Any, Any]:
+        import h5py
+
+        if not self.path.is_file():
+            raise StoreError(f"{self.path}: no such file")
+        with h5py.File(self.path, "r") as h5:
+            attrs = {key: _decode_attr(key, value) for key, value in h5.attrs.items()}
+            if attrs.get("format") != FORMAT:
+                raise StoreError(f"{self.path}: format {attrs.get('format')!r} is not {FORMAT!r}")
+            if attrs.get("complete") is not True:
+                raise StoreError(f"{self.path}: the export is not complete")
+            return attrs, h5["split"][:], h5["tier"][:], h5["source"][:]
+
+    def _open(self) -> Any:
+        import h5py
+
+        h5 = h5py.File(self.path, "r")
+        return {name: h5[name] for name in ("degraded", "clean", "masks")}
+
+
+def _decode_attr(key: str, value: Any) -> Any:
+    if key in ("tiers", "degradations", "sources", "skipped"):
+        return json.loads(value)
+    if isinstance(value, np.bool_):
+        return bool(value)
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, np.floating):
+        return float(value)
+    return value

@@ -1,0 +1,249 @@
+"""make-cdd11: schema, determinism, resumption, ingest of bad and odd files, exports."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import zarr
+from click.testing import CliRunner
+from skyclear.cli.degrade import main
+from skyclear.degrade.names import DEGRADATIONS, TIERS
+from skyclear.degrade.store import FORMAT, BuildOptions, StoreError, build, open_store
+
+from ...photos import write_corpus, write_photos
+
+SIZE = 32
+
+
+def _tree_digest(path: Path) -> dict[str, str]:
+    """Every file under ``path`` and the SHA-1 of its bytes."""
+    return {
+        str(item.relative_to(path)): hashlib.sha1(item.read_bytes()).hexdigest()
+        for item in sorted(path.rglob("*"))
+        if item.is_file()
+    }
+
+
+@pytest.fixture
+def src(tmp_path: Path) -> Path:
+    folder = tmp_path / "src"
+    write_photos(folder, count=3)
+    return folder
+
+
+def _options(src: Path, **changes: object) -> BuildOptions:
+    settings: dict[str, object] = {"src": str(src), "size": SIZE, "test_fraction": 0.34}
+    settings.update(changes)
+    return BuildOptions(**settings)  # type: ignore[arg-type]
+
+
+def test_schema(src: Path, tmp_path: Path) -> None:
+    summary = build(_options(src, variants=2), tmp_path / "d.zarr")
+    assert summary.complete and summary.samples == 3 * 11 * 2 == summary.written
+    group = zarr.open_group(str(tmp_path / "d.zarr"), mode="r")
+    attrs = dict(group.attrs)
+    assert attrs["format"] == FORMAT and attrs["complete"] is True
+    assert attrs["tiers"] == list(TIERS) and attrs["degradations"] == list(DEGRADATIONS)
+    assert attrs["sources"] == ["p0.png", "p1.png", "sub/p2.png"] and attrs["skipped"] == []
+    assert attrs["size"] == SIZE and attrs["order"] == "physical" and attrs["seed"] == 0
+    expected = {
+        "clean": ("uint8", (3, SIZE, SIZE, 3), (1, SIZE, SIZE, 3)),
+        "degraded": ("uint8", (66, SIZE, SIZE, 3), (1, SIZE, SIZE, 3)),
+        "masks": ("uint8", (66, 4, SIZE, SIZE), (1, 1, SIZE, SIZE)),
+        "source": ("int32", (66,), (22,)),
+        "tier": ("uint8", (66,), (22,)),
+        "split": ("uint8", (66,), (22,)),
+    }
+    for name, (dtype, shape, chunks) in expected.items():
+        array = group[name]
+        assert (str(array.dtype), array.shape, array.chunks) == (dtype, shape, chunks), name
+        assert array.metadata.dimension_names is not None, name
+        assert "zstd" in str(array.compressors), name
+    assert "depth" not in group
+    source, tier, split = group["source"][:], group["tier"][:], group["split"][:]
+    assert source.tolist() == [i for i in range(3) for _ in range(22)]
+    assert tier.tolist()[:22] == [t for t in range(11) for _ in range(2)]
+    for i in range(3):  # the split is by source photo, never by sample
+        assert len(set(split[source == i].tolist())) == 1
+    assert split.sum() == 22
+    record = json.loads(str(group["params"][5]))
+    assert record["tier"] == TIERS[2] and record["variant"] == 1 and "rain" in record["params"]
+    # Masks are the degradations of the tier, and absent ones are all zero.
+    masks = group["masks"][:]
+    for m in range(66):
+        name = TIERS[int(tier[m])]
+        for c, degradation in enumerate(DEGRADATIONS):
+            assert (masks[m, c].max() > 0) == (degradation in name.split("_")), (m, c)
+
+
+def test_depth_is_stored_and_used(tmp_path: Path) -> None:
+    src, depth_dir = tmp_path / "src", tmp_path / "depth"
+    write_photos(src, count=2)
+    (depth_dir / "sub").mkdir(parents=True)
+    np.save(depth_dir / "p0.npy", np.full((48, 64), 3.0, np.float32))
+    np.save(depth_dir / "sub" / "p1.depth.npy", np.full((48, 64), 30.0, np.float32))
+    options = _options(src, tiers=("haze",), depth_dir=str(depth_dir))
+    build(options, tmp_path / "d.zarr")
+    group = open_store(tmp_path / "d.zarr")
+    depth = group["depth"][:]
+    assert depth.dtype == np.float16 and depth.shape == (2, SIZE, SIZE)
+    assert np.allclose(depth[0], 3.0) and np.allclose(depth[1], 30.0)
+    near, far = group["masks"][0, 1].mean(), group["masks"][1, 1].mean()
+    assert far > near, "farther scenes are hazier"
+
+
+def test_missing_depth_is_an_error(tmp_path: Path, src: Path) -> None:
+    (tmp_path / "depth").mkdir()
+    with pytest.raises(FileNotFoundError, match="no depth map"):
+        build(_options(src, depth_dir=str(tmp_path / "depth")), tmp_path / "d.zarr")
+
+
+@pytest.mark.slow
+def test_identical_bytes_for_any_worker_count(src: Path, tmp_path: Path) -> None:
+    build(_options(src), tmp_path / "one.zarr", workers=1)
+    build(_options(src), tmp_path / "two.zarr", workers=2)
+    assert _tree_digest(tmp_path / "one.zarr") == _tree_digest(tmp_path / "two.zarr")
+
+
+def test_shards_fill_one_store_like_a_single_run(src: Path, tmp_path: Path) -> None:
+    build(_options(src), tmp_path / "single.zarr")
+    sharded = tmp_path / "sharded.zarr"
+    for k in (1, 0):
+        summary = build(_options(src), sharded, shard=(k, 2))
+        assert not summary.complete
+        with pytest.raises(StoreError, match="not complete"):
+            open_store(sharded)
+    final = build(_options(src), sharded)
+    assert final.complete and final.written == 0
+    assert _tree_digest(tmp_path / "single.zarr") == _tree_digest(sharded)
+
+
+def test_a_different_command_is_refused(src: Path, tmp_path: Path) -> None:
+    build(_options(src), tmp_path / "d.zarr")
+    with pytest.raises(StoreError, match="differs in: seed"):
+        build(_options(src, seed=1), tmp_path / "d.zarr")
+    again = build(_options(src, seed=1), tmp_path / "d.zarr", overwrite=True)
+    assert again.complete and open_store(tmp_path / "d.zarr").attrs["seed"] == 1
+    (tmp_path / "plain").mkdir()
+    with pytest.raises(StoreError, match="not a skyclear store"):
+        build(_options(src), tmp_path / "plain")
+
+
+def test_readers_refuse_incomplete_and_foreign_stores(src: Path, tmp_path: Path) -> None:
+    build(_options(src), tmp_path / "d.zarr", shard=(0, 3))
+    with pytest.raises(StoreError, match="not complete"):
+        open_store(tmp_path / "d.zarr")
+    group = zarr.open_group(str(tmp_path / "d.zarr"), mode="r+")
+    group.attrs["format"] = "skyclear.cdd11/2"
+    group.attrs["complete"] = True
+    with pytest.raises(StoreError, match=r"is not 'skyclear\.cdd11/1'"):
+        open_store(tmp_path / "d.zarr")
+
+
+def _cli(*args: str) -> list[str]:
+    code = "import sys; from skyclear.cli.degrade import main; sys.exit(main())"
+    return [sys.executable, "-c", code, *args]
+
+
+@pytest.fixture(scope="module")
+def killable(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[str], Path]:
+    """Arguments of a run long enough to kill, and the store an uninterrupted run makes."""
+    root = tmp_path_factory.mktemp("resume")
+    write_photos(root / "src", count=4, height=96, width=128)
+    args = [
+        "make-cdd11",
+        "--src",
+        str(root / "src"),
+        "--size",
+        "96",
+        "--tiers",
+        "low,haze_snow,low_haze_rain",
+    ]
+    reference = root / "reference.zarr"
+    subprocess.run(_cli(*args, "--out", str(reference)), check=True, capture_output=True)
+    return args, reference
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("moment", ["while preparing", "after the first photo"])
+def test_resume_after_sigkill_is_byte_identical(
+    killable: tuple[list[str], Path], tmp_path: Path, moment: str
+) -> None:
+    args, reference = killable
+    store = tmp_path / "killed.zarr"
+    marker = store / ("zarr.json" if moment == "while preparing" else "params/c/0")
+    process = subprocess.Popen(_cli(*args, "--out", str(store)), stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while not marker.exists() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.001)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    assert process.returncode == -signal.SIGKILL, "the run finished before it could be killed"
+    with pytest.raises(StoreError):
+        open_store(store)
+    subprocess.run(_cli(*args, "--out", str(store)), check=True, capture_output=True)
+    assert _tree_digest(store) == _tree_digest(reference)
+
+
+def test_bad_and_odd_files(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    expected = write_corpus(src, tmp_path / "outside")
+    result = CliRunner().invoke(
+        main, ["make-cdd11", "--src", str(src), "--out", str(tmp_path / "d.zarr"),
+               "--size", str(SIZE), "--tiers", "low"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    group = open_store(tmp_path / "d.zarr")
+    skipped = {item["file"]: item["reason"] for item in group.attrs["skipped"]}
+    for name, reason in expected.items():
+        if reason:
+            assert reason in skipped[name], (name, skipped.get(name))
+            assert f"skipped {name}" in result.output
+        else:
+            assert name in group.attrs["sources"], name
+    clean = {name: group["clean"][i] for i, name in enumerate(group.attrs["sources"])}
+    assert np.all(clean["rgba.png"][:, :8] == 255), "transparency is composited on white"
+    grey = clean["grey.png"]
+    assert np.array_equal(grey[..., 0], grey[..., 1]) and np.array_equal(grey[..., 1], grey[..., 2])
+    sixteen = clean["sixteen.png"][..., 0].astype(int)
+    assert sixteen.max() > 200 and sixteen.min() < 60, "16-bit scaled, not clipped"
+    assert len(np.unique(sixteen)) > 20
+    # The EXIF-rotated photo is upright: its horizontal gradient became vertical.
+    rotated = clean["rotated.jpg"].astype(float)[..., 0]
+    assert abs(np.diff(rotated, axis=0).mean()) > abs(np.diff(rotated, axis=1).mean())
+
+
+def test_no_usable_photo_fails_clearly(tmp_path: Path) -> None:
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "a.txt").write_text("x")
+    result = CliRunner().invoke(
+        main, ["make-cdd11", "--src", str(tmp_path / "src"), "--out", str(tmp_path / "d.zarr")]
+    )
+    assert result.exit_code != 0 and "no usable photo" in result.output
+    assert not (tmp_path / "d.zarr").exists()
+
+
+def test_cli_summary_and_bad_options(src: Path, tmp_path: Path) -> None:
+    runner = CliRunner()
+    out = tmp_path / "d.zarr"
+    ok = runner.invoke(main, ["make-cdd11", "--src", str(src), "--out", str(out), "--size", "32",
+                              "--tiers", "low,haze_rain"])  # fmt: skip
+    assert ok.exit_code == 0, ok.output
+    assert "6 samples from 3 photos, complete" in ok.output and "samples/s" in ok.output
+    bad = runner.invoke(
+        main, ["make-cdd11", "--src", str(src), "--out", str(out), "--tiers", "fog"]
+    )
+    assert bad.exit_code != 0 and "unknown tiers" in bad.output
+    shard = runner.invoke(
+        main, ["make-cdd11", "--src", str(src), "--out", str(out), "--shard", "3/2"]
+    )
+    assert shard.exit_code != 0 and "0 <= K < N" in shard.output
