@@ -26,13 +26,15 @@ $(STAMP): pyproject.toml
 
 demo: install
 	$(VENV)/bin/degrade samples --out $(DEMO)/samples
-	@for image in $(DEMO)/samples/*.png; do \
+	@for image in $(DEMO)/samples/photos/*.png; do \
 		name=$$(basename $$image .png); \
 		depth=""; \
-		if [ -f $(DEMO)/samples/$$name.depth.npy ]; then depth="--depth $(DEMO)/samples/$$name.depth.npy"; fi; \
+		if [ -f $(DEMO)/samples/depth/$$name.npy ]; then depth="--depth $(DEMO)/samples/depth/$$name.npy"; fi; \
 		$(VENV)/bin/degrade preview --src $$image $$depth --out $(DEMO)/previews/$$name.png || exit 1; \
 	done
-	@echo "demo: open $(DEMO)/previews/*.png"
+	$(VENV)/bin/degrade make-cdd11 --src $(DEMO)/samples/photos --out $(DEMO)/cdd11.zarr \
+		--size 256 --variants 2 --workers 2 --test-fraction 0.2
+	@echo "demo: previews in $(DEMO)/previews/, a CDD-11-style dataset in $(DEMO)/cdd11.zarr"
 
 lint: install
 	$(VENV)/bin/ruff check .

@@ -16,7 +16,8 @@ def main() -> None:
     """Physically modelled low light, haze, rain and snow, with ground-truth masks.
 
     Start with `degrade samples --out samples/`, then
-    `degrade preview --src samples/astronaut.png --out grid.png`.
+    `degrade preview --src samples/photos/astronaut.png --out grid.png`, then
+    `degrade make-cdd11 --src samples/photos --out data.zarr --size 256`.
     """
 
 
@@ -130,8 +131,9 @@ def preview(
 def samples(out: Path) -> None:
     """Write the sample photos that ship inside scikit-image (no download).
 
-    astronaut, chelsea, coffee, rocket, and the Middlebury motorcycle with its metric
-    depth (motorcycle.depth.npy, converted from ground-truth disparity).
+    OUT/photos/: astronaut, chelsea, coffee, motorcycle, rocket (PNG). OUT/depth/:
+    motorcycle.npy, the Middlebury motorcycle's metric depth converted from its
+    ground-truth disparity.
     """
     from skyclear.degrade.samples import write_samples
 

@@ -37,20 +37,21 @@ def load_samples() -> dict[str, tuple[NDArray[np.uint8], NDArray[np.float32] | N
 
 
 def write_samples(out: str | Path) -> list[Path]:
-    """Write each sample as ``NAME.png`` (and ``NAME.depth.npy`` where depth is known).
+    """Write each sample as ``OUT/photos/NAME.png``, and ``OUT/depth/NAME.npy`` (metres)
+    where depth is known: a layout ``make-cdd11 --src OUT/photos`` reads directly.
 
     Returns:
         The paths written.
     """
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
     for name, (image, depth) in load_samples().items():
-        image_path = out / f"{name}.png"
+        image_path = out / "photos" / f"{name}.png"
         write_image(image_path, image)
         written.append(image_path)
         if depth is not None:
-            depth_path = out / f"{name}.depth.npy"
+            depth_path = out / "depth" / f"{name}.npy"
+            depth_path.parent.mkdir(parents=True, exist_ok=True)
             np.save(depth_path, depth)
             written.append(depth_path)
     return written

@@ -276,18 +276,16 @@ def _record(tier: str, variant: int, seed: int, params: dict[str, Any]) -> dict[
     }
 
 
-_WORKER: _Writer | None = None
+_WRITERS: dict[tuple[Path, BuildOptions], _Writer] = {}
 
 
-def _init_worker(path: Path, options: BuildOptions) -> None:
-    _single_thread()
-    global _WORKER
-    _WORKER = _Writer(path, options)
-
-
-def _work(index: int) -> int:
-    assert _WORKER is not None
-    return _WORKER.write(index)
+def _work(task: tuple[Path, BuildOptions, int]) -> int:
+    """Write one source in a worker process, opening the store once per worker."""
+    path, options, index = task
+    writer = _WRITERS.get((path, options))
+    if writer is None:
+        writer = _WRITERS[(path, options)] = _Writer(path, options)
+    return writer.write(index)
 
 
 def _check_existing(path: Path, options: BuildOptions, sources: list[str], overwrite: bool) -> bool:
@@ -386,10 +384,10 @@ def build(
 
 
 class _Workers:
-    """Runs ingest and synthesis in-process (``workers == 1``) or in spawned processes.
+    """Runs ingest and synthesis in-process (``workers == 1``) or in one pool of processes.
 
-    Spawned workers start clean (no inherited torch threads or open stores), use one
-    thread each, and open the store themselves.
+    Workers are spawned (no inherited torch threads or open stores), use one thread each,
+    and open the store themselves on their first source.
     """
 
     def __init__(self, workers: int) -> None:
@@ -399,42 +397,33 @@ class _Workers:
         self.pool: Any = None
 
     def __enter__(self) -> _Workers:
+        if self.workers > 1:
+            import multiprocessing
+
+            context = multiprocessing.get_context("spawn")
+            self.pool = context.Pool(self.workers, initializer=_single_thread)
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self._close()
-
-    def _close(self) -> None:
+    def __exit__(self, kind: object, *exc: object) -> None:
         if self.pool is not None:
-            self.pool.terminate()
+            if kind is None:
+                self.pool.close()
+            else:
+                self.pool.terminate()
             self.pool.join()
-            self.pool = None
-
-    def _start(
-        self, initializer: Callable[..., None] | None = None, args: tuple[Any, ...] = ()
-    ) -> Any:
-        import multiprocessing
-
-        self._close()
-        self.pool = multiprocessing.get_context("spawn").Pool(
-            self.workers, initializer=initializer, initargs=args
-        )
-        return self.pool
 
     def ingest(
         self, function: Callable[[Any], str | None], items: list[Any]
     ) -> Iterable[str | None]:
-        if self.workers == 1:
+        if self.pool is None:
             return map(function, items)
-        return self._start(_single_thread).imap(function, items, chunksize=4)
+        return self.pool.imap(function, items, chunksize=4)
 
     def write(self, path: Path, options: BuildOptions, indices: list[int]) -> Iterator[int]:
-        if not indices:
-            return iter(())
-        if self.workers == 1:
-            return map(_Writer(path, options).write, indices)
-        pool = self._start(_init_worker, (path, options))
-        return pool.imap_unordered(_work, indices, chunksize=1)
+        tasks = [(path, options, index) for index in indices]
+        if self.pool is None:
+            return map(_work, tasks)
+        return self.pool.imap_unordered(_work, tasks, chunksize=1)
 
 
 def _single_thread() -> None:

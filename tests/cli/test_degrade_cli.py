@@ -69,12 +69,10 @@ def test_preview_refuses_bad_input_clearly(tmp_path: Path, photo: Path) -> None:
 def test_samples_are_written_with_motorcycle_depth(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["samples", "--out", str(tmp_path / "s")])
     assert result.exit_code == 0, result.output
-    names = sorted(p.name for p in (tmp_path / "s").iterdir())
-    assert names == [
-        "astronaut.png", "chelsea.png", "coffee.png", "motorcycle.depth.npy",
-        "motorcycle.png", "rocket.png",
-    ]  # fmt: skip
-    depth = np.load(tmp_path / "s" / "motorcycle.depth.npy")
-    image = Image.open(tmp_path / "s" / "motorcycle.png")
+    photos = sorted(p.name for p in (tmp_path / "s" / "photos").iterdir())
+    assert photos == ["astronaut.png", "chelsea.png", "coffee.png", "motorcycle.png", "rocket.png"]
+    assert sorted(p.name for p in (tmp_path / "s" / "depth").iterdir()) == ["motorcycle.npy"]
+    depth = np.load(tmp_path / "s" / "depth" / "motorcycle.npy")
+    image = Image.open(tmp_path / "s" / "photos" / "motorcycle.png")
     assert depth.shape == (image.height, image.width)
     assert np.isfinite(depth).all() and 0.5 < float(np.median(depth)) < 10.0
