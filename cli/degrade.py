@@ -237,7 +237,7 @@ def _progress_bar(stage: str, total: int):  # type: ignore[no-untyped-def]
 @click.option(
     "--shard",
     metavar="K/N",
-    help="Fill only the photos i with i %% N == K (for N independent jobs on one store). "
+    help="Fill only the photos i with i % N == K (for N independent jobs on one store). "
     "Run the command once more without --shard to check and complete the store.",
 )
 @click.option(

@@ -18,6 +18,11 @@ _IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
 _VARIANT = re.compile(r"^(?P<stem>.+)_v\d+$")
 
 
+def _variant(path: Path) -> int:
+    match = _VARIANT.match(path.stem)
+    return int(path.stem.rsplit("_v", 1)[1]) if match else 0
+
+
 def _split_root(root: Path, split: str | None) -> Path:
     if (root / "clear").is_dir():
         return root
@@ -82,8 +87,8 @@ class CDD11Folder(Dataset[Sample]):
                 self.items.append((path, clean, mask if mask.is_file() else None, tier))
         if not self.items:
             raise ValueError(f"{self.root}: no degraded images in any tier folder")
-        # Photo-major, then tier, as in a make-cdd11 store.
-        self.items.sort(key=lambda item: (item[1].name, TIERS.index(item[3]), item[0].name))
+        # Photo-major, then tier, then variant number, as in a make-cdd11 store.
+        self.items.sort(key=lambda item: (item[1].stem, TIERS.index(item[3]), _variant(item[0])))
 
     def _clean_for(self, path: Path) -> Path:
         clear = self.root / "clear"

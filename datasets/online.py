@@ -9,7 +9,7 @@ import torch
 from skyclear.degrade.compose import Composite
 from skyclear.degrade.io import from_numpy
 from skyclear.degrade.names import TIERS
-from skyclear.degrade.store.build import sample_seed
+from skyclear.degrade.store.build import single_threaded
 from skyclear.degrade.store.ingest import (
     Skipped,
     find_sources,
@@ -29,9 +29,12 @@ class OnlineSynthesis(Dataset[Sample]):
 
     Item ``k`` is photo ``(k // T) % N`` in tier ``k % T`` (``T`` tiers, ``N`` photos),
     repeated ``repeats`` times. Its randomness comes from a generator seeded by
-    ``(seed + epoch, photo, tier, k)``: the same item gives the same sample in any worker
-    and any process, different items and epochs give different ones, and no two
-    DataLoader workers repeat each other. Call ``set_epoch`` to draw anew each epoch.
+    ``(seed, epoch, photo, tier, k)`` and it is computed on one thread: the same item gives
+    the same sample in any worker and any process, different items and epochs give
+    different ones, and no two DataLoader workers repeat each other. Call ``set_epoch`` to
+    draw anew each epoch (with ``persistent_workers=True`` the workers keep the epoch they
+    started with: recreate the loader instead). A random crop comes from torch's RNG,
+    which the DataLoader seeds per worker from ``torch.manual_seed``.
 
     Args:
         src: folder of clean photos (walked recursively like make-cdd11's ``--src``).
@@ -88,8 +91,9 @@ class OnlineSynthesis(Dataset[Sample]):
         return len(self.sources) * len(self.tiers) * self.repeats
 
     def __getitem__(self, item: int) -> Sample:
-        if not 0 <= item < len(self):
+        if not -len(self) <= item < len(self):
             raise IndexError(f"index {item} out of range for {len(self)} samples")
+        item %= len(self)
         tier = self.tiers[item % len(self.tiers)]
         source = (item // len(self.tiers)) % len(self.sources)
         relative = self.sources[source]
@@ -99,9 +103,10 @@ class OnlineSynthesis(Dataset[Sample]):
             fitted = load_source_depth(self.depth_dir, relative, photo.shape[:2], self.size)
             depth = torch.from_numpy(fitted).view(1, 1, self.size, self.size)
         clean = fit_photo(photo, self.size)
-        seed = sample_seed(self.seed + self.epoch, source, tier, item)
-        generator = torch.Generator().manual_seed(seed)
-        with torch.no_grad():
+        words = np.random.SeedSequence([self.seed, self.epoch, source, TIERS.index(tier), item])
+        state = words.generate_state(2)
+        generator = torch.Generator().manual_seed((int(state[0]) << 31) ^ int(state[1]))
+        with torch.no_grad(), single_threaded():
             result = self.composite(from_numpy(clean), tier, generator, depth)
         degraded = (result.image[0].permute(1, 2, 0) * 255.0).round().byte().numpy()
         masks = (result.masks[0] * 255.0).round().byte().numpy()

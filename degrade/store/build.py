@@ -12,8 +12,12 @@ marker is in.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import math
+import os
 import shutil
+import socket
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
@@ -94,10 +98,22 @@ def sample_seed(seed: int, source: int, tier: str, variant: int) -> int:
     return (int(words[0]) << 31) ^ int(words[1])
 
 
+def test_count(count: int, fraction: float) -> int:
+    """How many of ``count`` photos go to the test split.
+
+    ``fraction * count`` rounded half up; at least one test photo whenever ``fraction > 0``
+    and there are two photos or more, and always at least one training photo.
+    """
+    tests = math.floor(count * fraction + 0.5)
+    if fraction > 0 and count > 1:
+        tests = max(tests, 1)
+    return min(tests, max(count - 1, 0))
+
+
 def _split_of(count: int, fraction: float, seed: int) -> np.ndarray:
     """0 (train) or 1 (test) per source; a seeded permutation picks the test sources."""
     split = np.zeros(count, dtype=np.uint8)
-    tests = round(count * fraction)
+    tests = test_count(count, fraction)
     if tests:
         order = np.random.default_rng(np.random.SeedSequence([seed, 0x5EED])).permutation(count)
         split[order[:tests]] = 1
@@ -207,6 +223,11 @@ class _Writer:
         self.composite = Composite(order=options.order)  # type: ignore[arg-type]
 
     def write(self, index: int) -> int:
+        """Synthesise and write every sample of source ``index``; return how many."""
+        with single_threaded():
+            return self._write(index)
+
+    def _write(self, index: int) -> int:
         import torch
 
         from ..io import from_numpy
@@ -219,7 +240,8 @@ class _Writer:
             fitted = load_source_depth(
                 Path(options.depth_dir), relative, photo.shape[:2], options.size
             )
-            stored = fitted.astype(np.float16)
+            # float16 ends at 65504 m; haze is opaque long before, so clip rather than fail.
+            stored = np.minimum(fitted, np.float16(65504.0)).astype(np.float16)
             group["depth"][index] = stored
             depth = torch.from_numpy(stored.astype(np.float32)).view(
                 1, 1, options.size, options.size
@@ -276,6 +298,26 @@ def _record(tier: str, variant: int, seed: int, params: dict[str, Any]) -> dict[
     }
 
 
+@contextlib.contextmanager
+def single_threaded() -> Iterator[None]:
+    """Run torch on one thread for the duration: results must not depend on the process.
+
+    Reductions split across threads add in another order, and a last bit that differs can
+    round a pixel to the next uint8 code; one thread everywhere gives the same bytes in a
+    worker process and in the calling process alike.
+    """
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+# One writer per (store, options) in each worker process of a pool; a pool lives for one
+# build, so the cached source list cannot go stale.
 _WRITERS: dict[tuple[Path, BuildOptions], _Writer] = {}
 
 
@@ -288,21 +330,39 @@ def _work(task: tuple[Path, BuildOptions, int]) -> int:
     return writer.write(index)
 
 
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    elif path.exists() or path.is_symlink():
+        path.unlink()
+
+
 def _check_existing(path: Path, options: BuildOptions, sources: list[str], overwrite: bool) -> bool:
-    """True if ``path`` holds a prepared store of this very command (to resume)."""
+    """True if ``path`` holds a prepared store of this very command (to resume).
+
+    False if there is nothing to keep: no store, one interrupted while being prepared, or
+    (with ``overwrite``) anything else. Raises rather than delete what is not ours.
+    """
     import zarr
 
     if not path.exists():
         return False
     try:
-        attrs = dict(zarr.open_group(store=str(path), mode="r").attrs)
+        group = zarr.open_group(store=str(path), mode="r")
+        attrs = dict(group.attrs)
+        empty = not attrs and not list(group.keys())
     except Exception as error:
         if overwrite:
             return False
         raise StoreError(
             f"{path} exists and is not a skyclear store; pass --overwrite to replace it"
         ) from error
-    if "complete" not in attrs:  # killed while preparing: nothing of value inside
+    if attrs.get("format") != FORMAT:
+        if empty or overwrite:  # an empty group is a preparation killed at its first step
+            return False
+        raise StoreError(f"{path} holds a Zarr group that is not a skyclear store; pass "
+                         "--overwrite to replace it")  # fmt: skip
+    if "complete" not in attrs:  # our own preparation, interrupted: nothing of value inside
         return False
     expected = {**_attributes(options, sources, []), "skipped": attrs.get("skipped")}
     recorded = {key: attrs.get(key) for key in expected}
@@ -315,6 +375,58 @@ def _check_existing(path: Path, options: BuildOptions, sources: list[str], overw
             f"{', '.join(changed)}); pass --overwrite to replace it"
         )
     return True
+
+
+_LOCK_WAIT = 600.0  # seconds a process waits for another one preparing the same store
+
+
+def _lock_is_stale(lock: Path) -> bool:
+    """A lock left by a process of this machine that no longer runs."""
+    try:
+        host, pid = lock.read_text().split()
+        if host != socket.gethostname():
+            return False
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except (OSError, ValueError):
+        return False
+    return False
+
+
+def _prepare_once(
+    path: Path, options: BuildOptions, sources: list[str], skipped: list[Skipped], overwrite: bool
+) -> None:
+    """Make sure ``path`` holds this command's prepared store, preparing it if need be.
+
+    Shards started together race to prepare; an exclusive lock file next to the store lets
+    one prepare while the others wait, then find the store ready.
+    """
+    lock = path.with_name(path.name + ".preparing")
+    deadline = time.monotonic() + _LOCK_WAIT
+    while True:
+        try:
+            descriptor = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            if _lock_is_stale(lock):
+                lock.unlink(missing_ok=True)
+            elif time.monotonic() > deadline:
+                raise StoreError(
+                    f"{lock} has been held for {_LOCK_WAIT:.0f} s; if no make-cdd11 is preparing "
+                    "this store, remove the lock file"
+                ) from None
+            else:
+                time.sleep(0.2)
+            continue
+        try:
+            os.write(descriptor, f"{socket.gethostname()} {os.getpid()}".encode())
+            if not _check_existing(path, options, sources, overwrite):
+                _remove(path)
+                _prepare(path, options, sources, skipped)
+        finally:
+            os.close(descriptor)
+            lock.unlink(missing_ok=True)
+        return
 
 
 def build(
@@ -353,9 +465,7 @@ def build(
         if not sources:
             raise StoreError(f"no usable photo in {src} ({len(skipped)} files skipped)")
         if not _check_existing(path, options, sources, overwrite):
-            if path.exists():
-                shutil.rmtree(path)
-            _prepare(path, options, sources, skipped)
+            _prepare_once(path, options, sources, skipped, overwrite)
         mine = [i for i in pending_sources(path) if i % shard[1] == shard[0]]
         per_source = len(options.tiers) * options.variants
         advance = progress("samples", len(mine) * per_source) if progress else None
@@ -420,9 +530,9 @@ class _Workers:
         return self.pool.imap(function, items, chunksize=4)
 
     def write(self, path: Path, options: BuildOptions, indices: list[int]) -> Iterator[int]:
-        tasks = [(path, options, index) for index in indices]
         if self.pool is None:
-            return map(_work, tasks)
+            return map(_Writer(path, options).write, indices)
+        tasks = [(path, options, index) for index in indices]
         return self.pool.imap_unordered(_work, tasks, chunksize=1)
 
 

@@ -12,7 +12,7 @@ import numpy as np
 from ..io import write_image
 from .format import SPLITS, open_store
 
-__all__ = ["export_folder", "export_hdf5", "sample_name"]
+__all__ = ["export_folder", "export_hdf5", "photo_names", "sample_name"]
 
 Progress = Callable[[int], None]
 
@@ -23,9 +23,10 @@ _JSON_ATTRS = ("tiers", "degradations", "sources", "skipped")
 def export_hdf5(store: str | Path, out: str | Path, progress: Progress | None = None) -> Path:
     """Write every array of a complete store to one HDF5 file with the same layout.
 
-    Chunks are the store's; compression is gzip (HDF5's built-in codec); string arrays
-    are UTF-8 variable-length; list attributes are JSON text; each dataset has a
-    ``dimension_names`` attribute. ``complete`` is set last.
+    Chunks are the store's; numeric arrays are gzip-compressed (HDF5's built-in codec);
+    ``params`` is UTF-8 variable-length text, which HDF5 filters cannot compress; list
+    attributes are JSON text; each dataset has a ``dimension_names`` attribute.
+    ``complete`` is set last.
     """
     import h5py
 
@@ -65,9 +66,19 @@ def export_hdf5(store: str | Path, out: str | Path, progress: Progress | None = 
     return out
 
 
-def sample_name(source: str, variant: int, variants: int) -> str:
-    """File name of a sample in the folder layout: the source's path, flattened."""
-    stem = Path(source).with_suffix("").as_posix().replace("/", "__")
+def photo_names(sources: list[str]) -> list[str]:
+    """A distinct file stem per source: its relative path without extension, ``/`` as
+    ``__``; stems that would clash (``a/b.png`` and ``a__b.jpg``) get ``__N`` (the source's
+    index) appended."""
+    stems = [Path(source).with_suffix("").as_posix().replace("/", "__") for source in sources]
+    counts: dict[str, int] = {}
+    for stem in stems:
+        counts[stem] = counts.get(stem, 0) + 1
+    return [stem if counts[stem] == 1 else f"{stem}__{i}" for i, stem in enumerate(stems)]
+
+
+def sample_name(stem: str, variant: int, variants: int) -> str:
+    """File name of a sample: ``STEM.png``, or ``STEM_vK.png`` when there are variants."""
     return f"{stem}.png" if variants == 1 else f"{stem}_v{variant}.png"
 
 
@@ -76,22 +87,23 @@ def export_folder(store: str | Path, out: str | Path, progress: Progress | None 
 
     ``SPLIT/clear/NAME.png`` (the clean photo), ``SPLIT/TIER/NAME.png`` (degraded) and
     ``SPLIT/masks/TIER/NAME.png``: an RGBA PNG whose channels are the low, haze, rain and
-    snow masks (``round(255 * intensity)``). ``NAME`` is the source's relative path with
-    ``/`` as ``__``, and ``_vK`` for variant ``K`` when there are several.
+    snow masks (``round(255 * intensity)``). ``NAME`` is the source's stem from
+    ``photo_names``, with ``_vK`` for variant ``K`` when there are several.
     """
     group = open_store(store)
     out = Path(out)
     attrs: dict[str, Any] = dict(group.attrs)
-    tiers, sources, variants = attrs["tiers"], attrs["sources"], int(attrs["variants"])
+    tiers, variants = attrs["tiers"], int(attrs["variants"])
+    stems = photo_names(list(attrs["sources"]))
     source_of, tier_of, split_of = group["source"][:], group["tier"][:], group["split"][:]
     written_clean: set[int] = set()
     for m in range(group["degraded"].shape[0]):
         i, tier, split = int(source_of[m]), tiers[int(tier_of[m])], SPLITS[int(split_of[m])]
         variant = m % variants
         if i not in written_clean:
-            write_image(out / split / "clear" / sample_name(sources[i], 0, 1), group["clean"][i])
+            write_image(out / split / "clear" / sample_name(stems[i], 0, 1), group["clean"][i])
             written_clean.add(i)
-        name = sample_name(sources[i], variant, variants)
+        name = sample_name(stems[i], variant, variants)
         write_image(out / split / tier / name, group["degraded"][m])
         write_image(out / split / "masks" / tier / name, np.moveaxis(group["masks"][m], 0, -1))
         if progress:

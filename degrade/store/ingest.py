@@ -3,7 +3,8 @@
 Every file under ``--src`` is a candidate, walked recursively in sorted order. A file that
 cannot be a clean RGB photo is skipped with a reason: not an image, corrupt or truncated,
 a decompression bomb, animated, an unsupported pixel format, too small for the size, or
-a symlink that leads outside ``--src`` (never followed).
+a symlink that leads outside ``--src`` (never followed). Symlinked folders are not
+descended into (listed as skipped): their targets inside ``--src`` are walked anyway.
 """
 
 from __future__ import annotations
@@ -49,10 +50,14 @@ def _candidates(src: Path) -> tuple[list[str], list[Skipped]]:
         here = Path(folder)
         for name in list(dirs):
             link = here / name
-            if link.is_symlink() and not link.resolve().is_relative_to(root):
-                skipped.append(
-                    Skipped(link.relative_to(src).as_posix(), "symlink leads outside --src")
-                )
+            if not link.is_symlink():
+                continue
+            relative_dir = link.relative_to(src).as_posix()
+            if link.resolve().is_relative_to(root):
+                reason = "symlinked folder not followed (its target is walked where it lies)"
+            else:
+                reason = "symlink leads outside --src"
+            skipped.append(Skipped(relative_dir, reason))
         for name in sorted(names):
             path = here / name
             relative = path.relative_to(src).as_posix()

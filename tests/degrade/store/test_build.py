@@ -108,10 +108,68 @@ def test_missing_depth_is_an_error(tmp_path: Path, src: Path) -> None:
 
 
 @pytest.mark.slow
-def test_identical_bytes_for_any_worker_count(src: Path, tmp_path: Path) -> None:
-    build(_options(src), tmp_path / "one.zarr", workers=1)
-    build(_options(src), tmp_path / "two.zarr", workers=2)
+def test_identical_bytes_for_any_worker_count(tmp_path: Path) -> None:
+    """In-process (torch on every core) and in two worker processes: the same bytes."""
+    import torch
+
+    src = tmp_path / "src"
+    write_photos(src, count=3, height=96, width=128)
+    options = _options(src, size=96, tiers=("low", "haze_rain", "low_haze_snow"))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        build(options, tmp_path / "one.zarr", workers=1)
+    finally:
+        torch.set_num_threads(threads)
+    assert torch.get_num_threads() == threads, "the build restores the caller's threads"
+    build(options, tmp_path / "two.zarr", workers=2)
     assert _tree_digest(tmp_path / "one.zarr") == _tree_digest(tmp_path / "two.zarr")
+
+
+def test_concurrent_shards_prepare_once(src: Path, tmp_path: Path) -> None:
+    import threading
+
+    build(_options(src), tmp_path / "single.zarr")
+    store = tmp_path / "sharded.zarr"
+    errors: list[BaseException] = []
+
+    def shard(k: int) -> None:
+        try:
+            build(_options(src), store, shard=(k, 3))
+        except BaseException as error:  # collected and re-raised below
+            errors.append(error)
+
+    threads = [threading.Thread(target=shard, args=(k,)) for k in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors, errors
+    assert build(_options(src), store).written == 0
+    assert _tree_digest(tmp_path / "single.zarr") == _tree_digest(store)
+    assert not (tmp_path / "sharded.zarr.preparing").exists()
+
+
+def test_foreign_things_at_out_are_not_deleted(src: Path, tmp_path: Path) -> None:
+    other = zarr.open_group(str(tmp_path / "other.zarr"), mode="w")
+    other.attrs["owner"] = "someone else"
+    with pytest.raises(StoreError, match="not a skyclear store"):
+        build(_options(src), tmp_path / "other.zarr")
+    assert zarr.open_group(str(tmp_path / "other.zarr"), mode="r").attrs["owner"] == "someone else"
+    (tmp_path / "file.zarr").write_text("x")
+    with pytest.raises(StoreError, match="not a skyclear store"):
+        build(_options(src), tmp_path / "file.zarr")
+    assert build(_options(src), tmp_path / "file.zarr", overwrite=True).complete
+
+
+@pytest.mark.parametrize(
+    ("count", "fraction", "tests"),
+    [(5, 0.1, 1), (20, 0.1, 2), (10, 0.25, 3), (1, 0.5, 0), (4, 0.0, 0), (3, 0.9, 2)],
+)
+def test_test_split_size(count: int, fraction: float, tests: int) -> None:
+    from skyclear.degrade.store.build import test_count
+
+    assert test_count(count, fraction) == tests
 
 
 def test_shards_fill_one_store_like_a_single_run(src: Path, tmp_path: Path) -> None:

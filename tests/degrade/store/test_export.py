@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from PIL import Image
 from skyclear.cli.degrade import main
 from skyclear.degrade.store import BuildOptions, build, export_folder, export_hdf5, open_store
-from skyclear.degrade.store.export import sample_name
+from skyclear.degrade.store.export import photo_names, sample_name
 
 from ...photos import write_photos
 
@@ -46,15 +46,16 @@ def test_folder_equals_the_store(store: Path, tmp_path: Path) -> None:
     group = open_store(store)
     attrs = dict(group.attrs)
     source_of, tier_of, split_of = group["source"][:], group["tier"][:], group["split"][:]
+    stems = photo_names(attrs["sources"])
     for m in range(group["degraded"].shape[0]):
         split = ("train", "test")[split_of[m]]
         tier = attrs["tiers"][tier_of[m]]
-        name = sample_name(attrs["sources"][source_of[m]], m % 2, 2)
+        name = sample_name(stems[source_of[m]], m % 2, 2)
         degraded = np.asarray(Image.open(out / split / tier / name))
         assert np.array_equal(degraded, group["degraded"][m])
         masks = np.moveaxis(np.asarray(Image.open(out / split / "masks" / tier / name)), -1, 0)
         assert np.array_equal(masks, group["masks"][m])
-        clean_name = sample_name(attrs["sources"][source_of[m]], 0, 1)
+        clean_name = sample_name(stems[source_of[m]], 0, 1)
         clean = np.asarray(Image.open(out / split / "clear" / clean_name))
         assert np.array_equal(clean, group["clean"][source_of[m]])
 
@@ -70,3 +71,9 @@ def test_make_cdd11_straight_to_hdf5_and_folder(tmp_path: Path) -> None:
         assert out.exists() and not out.with_name(out.name + ".zarr-staging").exists()
         refused = runner.invoke(main, args)
         assert refused.exit_code != 0 and "--overwrite" in refused.output
+
+
+def test_clashing_names_stay_distinct() -> None:
+    assert photo_names(["a/b.png", "a__b.jpg", "c.png", "c.jpg", "d.png"]) == [
+        "a__b__0", "a__b__1", "c__2", "c__3", "d",
+    ]  # fmt: skip
