@@ -69,11 +69,12 @@ def check_map(
             f"{name} has spatial size {tuple(value.shape[-2:])} but the image is "
             f"{(height, width)}; resize the map with the image"
         )
-    if torch.isnan(value).any():
+    smallest_t, largest_t = torch.aminmax(value.detach())  # one pass; NaN propagates
+    smallest, largest = float(smallest_t), float(largest_t)
+    if math.isnan(smallest) or math.isnan(largest):
         raise ValueError(f"{name} contains NaN")
-    if not allow_inf and torch.isinf(value).any():
+    if not allow_inf and (math.isinf(largest) or math.isinf(smallest)):
         raise ValueError(f"{name} contains inf")
-    smallest = float(value.min())
     if smallest < low:
         raise ValueError(f"{name} must be >= {low}, got a minimum of {smallest:.6g}")
     return value.to(device=x.device, dtype=x.dtype).expand(batch, 1, height, width)

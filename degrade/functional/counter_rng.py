@@ -52,10 +52,25 @@ def _to_int32(v: Tensor) -> Tensor:
     return (v - ((v >> 31) << 32)).to(torch.int32)
 
 
-@functools.lru_cache(maxsize=16)
-def _scrambled_index(count: int, device: torch.device) -> Tensor:
-    """``mix32(arange(count))``: the seed-independent first round, computed once per size."""
+_CACHE_FROM = 1 << 16  # words; smaller draws (particle lists) are cheap to recompute
+
+
+@functools.lru_cache(maxsize=8)
+def _cached_scramble(count: int, device: torch.device) -> Tensor:
+    return _scramble(count, device)
+
+
+def _scramble(count: int, device: torch.device) -> Tensor:
+    """``mix32(arange(count))``: the seed-independent first round."""
     return _mix32(torch.arange(count, dtype=torch.int32, device=device) + _GOLDEN_I32)
+
+
+def _scrambled_index(count: int, device: torch.device) -> Tensor:
+    """The first round, cached for image-sized draws (noise fields), whose sizes repeat;
+    particle draws change size with every sample and would only churn the cache."""
+    if count >= _CACHE_FROM:
+        return _cached_scramble(count, device)
+    return _scramble(count, device)
 
 
 def random_bits(seed: Tensor, count: int, stream: int) -> Tensor:

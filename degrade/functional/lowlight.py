@@ -72,7 +72,8 @@ def sensor_noise(x: Tensor, shot: Tensor, read: Tensor, bits: Tensor, seed: Tens
     """
     with torch.no_grad():
         noise = counter_rng.normal(seed, tuple(x.shape[1:]), _STREAM_NOISE, x.dtype)
-        std = torch.addcmul(_per_sample(read, x), x.detach(), _per_sample(shot, x))
+        # mul then add_: addcmul with per-sample broadcast operands takes a slow path.
+        std = torch.mul(x.detach(), _per_sample(shot, x)).add_(_per_sample(read, x))
         noise.mul_(std.clamp_min_(0.0).sqrt_())
     noisy = (x + noise).clamp(0.0, 1.0)
     with torch.no_grad():
