@@ -47,7 +47,7 @@ def _repeat_first(params: Params, batch: int) -> Params:
     return {key: value[:1].expand(batch, *value.shape[1:]).clone() for key, value in params.items()}
 
 
-class _Weather(IntensityAugmentationBase2D):  # type: ignore[misc]
+class _Weather(IntensityAugmentationBase2D):
     """Shared machinery: masks after each call, zeroed where ``p`` skipped a sample."""
 
     def __init__(self, p: float, same_on_batch: bool, keepdim: bool) -> None:
@@ -76,7 +76,7 @@ class _OperatorAugmentation(_Weather):
         self._depth: Tensor | None = None
 
     def _range_names(self) -> list[str]:
-        return [field.name for field in dataclasses.fields(self.operator)]  # type: ignore[arg-type]
+        return [field.name for field in dataclasses.fields(self.operator)]
 
     def generate_parameters(self, batch_shape: tuple[int, ...]) -> dict[str, Tensor]:
         batch = batch_shape[0]
@@ -115,7 +115,7 @@ class RandomHaze(_OperatorAugmentation):
     ) -> Tensor:
         self._depth = depth
         try:
-            return super().forward(input, *args, **kwargs)  # type: ignore[no-any-return]
+            return super().forward(input, *args, **kwargs)
         finally:
             self._depth = None
 
