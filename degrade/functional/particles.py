@@ -39,8 +39,12 @@ class Medium:
 
 
 def optical_depth(opacity: Tensor) -> Tensor:
-    """``tau = -log(1 - o)``: the optical depth of a particle of opacity ``o``."""
-    return -torch.log1p(-opacity.clamp(0.0, 0.999))
+    """``tau = -log(1 - o)``: the optical depth of a particle of opacity ``o``.
+
+    Computed in float32 at least: in bfloat16 the 0.999 cap rounds to 1 and ``tau`` to inf.
+    """
+    wide = opacity.float() if opacity.dtype in (torch.float16, torch.bfloat16) else opacity
+    return (-torch.log1p(-wide.clamp(0.0, 0.999))).to(opacity.dtype)
 
 
 def splat(

@@ -101,7 +101,7 @@ class Operator(abc.ABC):
         """
         check_image(x)
         self.check_values(check_params(params, self.param_names, x.shape[0], type(self).__name__))
-        return self._apply_checked(x, params, **context)
+        return self._run(x, params, **context)
 
     def check_values(self, params: Params) -> None:
         """Raise ``ValueError`` if a parameter lies outside the operator's physical bounds."""
@@ -123,11 +123,11 @@ class Operator(abc.ABC):
     ) -> OpResult:
         """Sample parameters with ``generator`` and apply them to sRGB ``x`` ``(B, 3, H, W)``."""
         check_image(x)
-        params = self.sample(x.shape[0], generator, x.device)
-        return self._apply_checked(x, params, **context)
+        params = self.sample(x.shape[0], generator, x.device)  # valid by construction
+        return self._run(x, params, **context)
 
-    def _apply_checked(self, x: Tensor, params: Params, **context: Any) -> OpResult:
-        params = check_params(params, self.param_names, x.shape[0], type(self).__name__)
+    def _run(self, x: Tensor, params: Params, **context: Any) -> OpResult:
+        """Apply checked parameters to a checked image."""
         # Half precision cannot hold pixel positions or 24-bit random numbers: compute in
         # float32 and hand back the caller's dtype.
         work = x.float() if x.dtype in _HALF else x
