@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 DEMO ?= demo
 TORCH_CPU ?= torch==2.13.0
 
-.PHONY: install demo test lint typecheck pytest bench clean
+.PHONY: install demo test lint typecheck pytest bench bench-synthesis clean
 
 install: $(STAMP)
 
@@ -51,6 +51,10 @@ test: lint typecheck pytest
 bench: install
 	$(PY) -m pip install --quiet -e ".[bench]"
 	$(PY) benchmarks/ops.py
+	$(PY) benchmarks/augment.py
+
+bench-synthesis: install
+	$(PY) benchmarks/synthesis.py --photos 50 500
 
 clean:
 	rm -rf $(VENV) $(DEMO) build dist .mypy_cache .ruff_cache .pytest_cache

@@ -18,8 +18,10 @@ def seed_from(draw: int) -> int:
     Libraries that keep their own random state (albumentations' ``Compose(seed=...)``)
     hand every forked worker the same state, so workers would repeat one another. Mixing
     in the worker's seed, which torch derives from the main process's RNG per worker and
-    epoch, makes each worker's stream different and still reproducible under
-    ``torch.manual_seed``.
+    epoch, makes the degradations of each worker different and still reproducible under
+    ``torch.manual_seed``. It does this for skyclear's transforms only: the library's own
+    transforms in the same pipeline (crops, flips) still share the state; reseed the whole
+    pipeline per worker in ``worker_init_fn`` for those (see docs/augmentations.md).
     """
     import numpy as np
     import torch.utils.data

@@ -35,7 +35,6 @@ except ImportError as error:  # pragma: no cover - depends on the environment
     ) from error
 
 from .. import compose
-from ..io import from_numpy
 from ..names import DEGRADATIONS, ORDERS, TIERS
 from ..ops import Haze as _Haze
 from ..ops import LowLight as _LowLight
@@ -50,19 +49,30 @@ MASK_KEY = "weather_masks"
 
 
 def _to_tensor(image: np.ndarray) -> tuple[torch.Tensor, np.dtype]:
+    """``(H, W, 3)`` array to a contiguous ``(1, 3, H, W)`` float tensor in [0, 1].
+
+    Contiguous channels-first on purpose: broadcasting a channels-last image against
+    ``(B, 1, H, W)`` maps takes torch's slow strided paths, which cost more than the copy.
+    The transpose happens on the uint8 array where there is one (a quarter of the bytes).
+    """
     array = np.asarray(image)
     if array.ndim != 3 or array.shape[-1] != 3:
         raise ValueError(f"image must be an (H, W, 3) RGB array, got shape {array.shape}")
-    if array.dtype not in (np.uint8, np.float32):
+    if array.dtype == np.uint8:
+        chw = torch.from_numpy(array).permute(2, 0, 1).contiguous().float().div_(255.0)
+    elif array.dtype == np.float32:
+        chw = torch.from_numpy(array).permute(2, 0, 1).contiguous()
+    else:
         raise TypeError(f"image dtype must be uint8 or float32, got {array.dtype}")
-    return from_numpy(array), array.dtype
+    return chw.unsqueeze(0), array.dtype
 
 
 def _to_array(image: torch.Tensor, dtype: np.dtype) -> np.ndarray:
-    hwc = image[0].permute(1, 2, 0).clamp(0, 1)
+    """``(1, 3, H, W)`` float tensor back to an ``(H, W, 3)`` array of ``dtype``."""
     if dtype == np.uint8:
-        return (hwc * 255.0).round().to(torch.uint8).numpy()
-    return hwc.numpy().astype(np.float32)
+        codes = image[0].mul(255.0).round_().to(torch.uint8)
+        return codes.permute(1, 2, 0).contiguous().numpy()
+    return image[0].permute(1, 2, 0).contiguous().numpy()
 
 
 def _depth_of(data: dict[str, Any], height: int, width: int) -> torch.Tensor | None:
@@ -110,13 +120,14 @@ class _Weather(ImageOnlyTransform):
             image, masks = self._degrade(x, generator, depth)
         return {
             "degraded": _to_array(image, dtype),
-            "weather_masks": masks[0].permute(1, 2, 0).numpy().astype(np.float32),
+            "weather_masks": masks,
             "generator_seed": seed,
         }
 
     def _degrade(
         self, x: torch.Tensor, generator: torch.Generator, depth: torch.Tensor | None
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+    ) -> tuple[torch.Tensor, np.ndarray]:
+        """Return the degraded ``(1, 3, H, W)`` image and the ``(H, W, 4)`` float32 masks."""
         raise NotImplementedError
 
     def apply(self, img: np.ndarray, **params: Any) -> np.ndarray:
@@ -156,11 +167,11 @@ class _OperatorTransform(_Weather):
 
     def _degrade(
         self, x: torch.Tensor, generator: torch.Generator, depth: torch.Tensor | None
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+    ) -> tuple[torch.Tensor, np.ndarray]:
         context = {"depth": depth} if isinstance(self.operator, _Haze) else {}
         result = self.operator(x, generator=generator, **context)
-        masks = torch.zeros(1, len(DEGRADATIONS), *x.shape[-2:])
-        masks[:, DEGRADATIONS.index(self.operator.name)] = result.mask[:, 0]
+        masks = np.zeros((*x.shape[-2:], len(DEGRADATIONS)), np.float32)
+        masks[..., DEGRADATIONS.index(self.operator.name)] = result.mask[0, 0].numpy()
         return result.image, masks
 
 
@@ -225,6 +236,7 @@ class RandomTier(_Weather):
                     f" got {weights}"
                 )
         self.weights = weights
+        self.chosen_tier: str | None = None  # the tier of the last call
         if order not in ORDERS:
             raise ValueError(f"order must be one of {ORDERS}, got {order!r}")
         self.order = order
@@ -242,11 +254,12 @@ class RandomTier(_Weather):
 
     def _degrade(
         self, x: torch.Tensor, generator: torch.Generator, depth: torch.Tensor | None
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+    ) -> tuple[torch.Tensor, np.ndarray]:
         if self.weights is None:
             probabilities = torch.full((len(self.tiers),), 1.0 / len(self.tiers))
         else:
             probabilities = torch.tensor(self.weights, dtype=torch.float64)
         choice = int(torch.multinomial(probabilities, 1, generator=generator))
-        result = self.composite(x, self.tiers[choice], generator, depth)
-        return result.image, result.masks
+        self.chosen_tier = self.tiers[choice]
+        result = self.composite(x, self.chosen_tier, generator, depth)
+        return result.image, np.ascontiguousarray(result.masks[0].permute(1, 2, 0).numpy())

@@ -47,19 +47,41 @@ def _repeat_first(params: Params, batch: int) -> Params:
     return {key: value[:1].expand(batch, *value.shape[1:]).clone() for key, value in params.items()}
 
 
+def _unit_range(x: Tensor) -> Tensor:
+    """The input clamped to [0, 1], copied only if something lies outside."""
+    low, high = torch.aminmax(x.detach())
+    return x if float(low) >= 0.0 and float(high) <= 1.0 else x.clamp(0.0, 1.0)
+
+
 class _Weather(IntensityAugmentationBase2D):
     """Shared machinery: masks after each call, zeroed where ``p`` skipped a sample."""
 
     def __init__(self, p: float, same_on_batch: bool, keepdim: bool) -> None:
         super().__init__(p=p, same_on_batch=same_on_batch, keepdim=keepdim)
-        self.masks: Tensor | None = None
+        self._masks: Tensor | None = None
+        self._channel: int | None = None  # set when only one degradation's mask is kept
+        self._applied_to: Tensor | None = None
 
-    def _keep_masks(self, masks: Tensor, params: dict[str, Tensor]) -> None:
+    @property
+    def masks(self) -> Tensor | None:
+        """``(B, 4, H, W)`` masks (low, haze, rain, snow) of the last call, or ``None``."""
+        if self._masks is None:
+            return None
+        masks = self._masks
+        if self._channel is not None:  # built on first access: most callers never look
+            full = masks.new_zeros(masks.shape[0], len(DEGRADATIONS), *masks.shape[-2:])
+            full[:, self._channel] = masks[:, 0]
+            masks = full
+        if self._applied_to is not None:
+            masks = masks * self._applied_to.to(device=masks.device, dtype=masks.dtype).view(
+                -1, 1, 1, 1
+            )
+        return masks
+
+    def _keep_masks(self, masks: Tensor, params: dict[str, Tensor], channel: int | None) -> None:
         applied = params.get("batch_prob")
-        if applied is not None:
-            gate = (applied > 0.5).to(device=masks.device, dtype=masks.dtype)
-            masks = masks * gate.view(-1, 1, 1, 1)
-        self.masks = masks
+        self._applied_to = None if applied is None or bool((applied > 0.5).all()) else applied > 0.5
+        self._masks, self._channel = masks, channel
 
 
 class _OperatorAugmentation(_Weather):
@@ -92,10 +114,8 @@ class _OperatorAugmentation(_Weather):
     ) -> Tensor:
         values = {key: params[key].to(input.device) for key in self.operator.param_names}
         context = {"depth": self._depth} if isinstance(self.operator, Haze) else {}
-        result = self.operator.apply(input.clamp(0.0, 1.0), values, **context)
-        masks = input.new_zeros(input.shape[0], len(DEGRADATIONS), *input.shape[-2:])
-        masks[:, DEGRADATIONS.index(self.operator.name)] = result.mask[:, 0]
-        self._keep_masks(masks, params)
+        result = self.operator.apply(_unit_range(input), values, **context)
+        self._keep_masks(result.mask, params, DEGRADATIONS.index(self.operator.name))
         return result.image
 
 
@@ -187,7 +207,7 @@ class RandomTier(_Weather):
         flags: dict[str, Any],
         transform: Tensor | None = None,
     ) -> Tensor:
-        x = input.clamp(0.0, 1.0)
+        x = _unit_range(input)
         output = x.clone()
         masks = x.new_zeros(x.shape[0], len(DEGRADATIONS), *x.shape[-2:])
         tier_of = params["tier"].to(x.device)
@@ -205,5 +225,5 @@ class RandomTier(_Weather):
             result = self.composite.apply(x[rows], tier, tier_params)
             output = output.index_copy(0, rows, result.image)
             masks = masks.index_copy(0, rows, result.masks)
-        self._keep_masks(masks, params)
+        self._keep_masks(masks, params, None)
         return output

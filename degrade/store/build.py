@@ -381,9 +381,13 @@ _LOCK_WAIT = 600.0  # seconds a process waits for another one preparing the same
 
 
 def _lock_is_stale(lock: Path) -> bool:
-    """A lock left by a process of this machine that no longer runs."""
+    """A lock left by a process of this machine that no longer runs, or an empty lock (its
+    owner died between creating and writing it) older than a few seconds."""
     try:
-        host, pid = lock.read_text().split()
+        text = lock.read_text()
+        if not text.strip():
+            return time.time() - lock.stat().st_mtime > 10.0
+        host, pid = text.split()
         if host != socket.gethostname():
             return False
         os.kill(int(pid), 0)

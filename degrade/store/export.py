@@ -74,7 +74,17 @@ def photo_names(sources: list[str]) -> list[str]:
     counts: dict[str, int] = {}
     for stem in stems:
         counts[stem] = counts.get(stem, 0) + 1
-    return [stem if counts[stem] == 1 else f"{stem}__{i}" for i, stem in enumerate(stems)]
+    names: list[str] = []
+    taken = {stem for stem in stems if counts[stem] == 1}
+    for i, stem in enumerate(stems):
+        name = stem
+        if counts[stem] > 1:
+            name = f"{stem}__{i}"
+            while name in taken:  # a suffixed name may meet a real stem: suffix again
+                name = f"{name}__{i}"
+        taken.add(name)
+        names.append(name)
+    return names
 
 
 def sample_name(stem: str, variant: int, variants: int) -> str:
