@@ -264,7 +264,7 @@ def make_cdd11(
     Resumable: if interrupted, run the same command again and it finishes the store.
     """
     from skyclear.degrade.names import TIERS
-    from skyclear.degrade.store import BuildOptions, StoreError, build, export_folder, export_hdf5
+    from skyclear.degrade.store import BuildOptions, StoreError, build
 
     chosen = TIERS if tiers == "all" else tuple(t.strip() for t in tiers.split(",") if t.strip())
     unknown = [t for t in chosen if t not in TIERS]
@@ -287,7 +287,7 @@ def make_cdd11(
         for item in summary.skipped:
             click.echo(f"skipped {item.file}: {item.reason}", err=True)
         if summary.complete and fmt != "zarr":
-            _export(store, out, fmt, summary.samples, overwrite, export_folder, export_hdf5)
+            _replace_with_export(store, out, fmt, summary.samples)
     except (StoreError, ValueError, FileNotFoundError) as error:
         raise click.ClickException(str(error)) from error
     state = "complete" if summary.complete else f"shard {shard} done (not yet complete)"
@@ -298,14 +298,23 @@ def make_cdd11(
     )
 
 
-def _export(store: Path, out: Path, fmt: str, samples: int, overwrite: bool,
-            export_folder: object, export_hdf5: object) -> None:  # fmt: skip
+def _export(store: Path, out: Path, fmt: str, samples: int) -> None:
+    """Write a complete store as ``fmt`` ("folder" or "hdf5") at ``out``."""
+    from skyclear.degrade.store import export_folder, export_hdf5
+
+    exporter = export_folder if fmt == "folder" else export_hdf5
+    exporter(store, out, progress=_progress_bar("export", samples))
+
+
+def _replace_with_export(store: Path, out: Path, fmt: str, samples: int) -> None:
+    """Export the staging store to ``out`` (replacing what is there), then remove it."""
     import shutil
 
-    if out.exists() and overwrite:
-        shutil.rmtree(out) if out.is_dir() else out.unlink()
-    exporter = export_folder if fmt == "folder" else export_hdf5
-    exporter(store, out, progress=_progress_bar("export", samples))  # type: ignore[operator]
+    if out.is_dir():
+        shutil.rmtree(out)
+    elif out.exists():
+        out.unlink()
+    _export(store, out, fmt, samples)
     shutil.rmtree(store)
 
 
@@ -326,14 +335,12 @@ def _export(store: Path, out: Path, fmt: str, samples: int, overwrite: bool,
 @click.option("--out", required=True, type=_PATH, help="Folder or .h5 file to write.")
 def export(store: Path, fmt: str, out: Path) -> None:
     """Export a complete store as CDD-11's folder layout or as HDF5."""
-    from skyclear.degrade.store import StoreError, export_folder, export_hdf5, open_store
+    from skyclear.degrade.store import StoreError, open_store
 
     if out.exists():
         raise click.UsageError(f"{out} exists; remove it first")
     try:
-        samples = open_store(store)["degraded"].shape[0]
-        exporter = export_folder if fmt == "folder" else export_hdf5
-        exporter(store, out, progress=_progress_bar("export", samples))
+        _export(store, out, fmt, open_store(store)["degraded"].shape[0])
     except StoreError as error:
         raise click.ClickException(str(error)) from error
     click.echo(f"wrote {out}")
