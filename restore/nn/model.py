@@ -1,0 +1,211 @@
+"""The factorised restorer: a shared time-conditioned U-Net plus four gated experts.
+
+The network predicts the transport's residual ``x_t - mu`` from ``x_t``, the degraded image
+and ``t``:
+
+    f = f_shared + sum_i alpha_i(t, w) * m_i ⊙ Δf_i,
+
+with ``f_shared`` the backbone's output, ``Δf_i`` the increment of expert ``i`` (low, haze,
+rain, snow), ``m_i`` the parser's full-resolution sigmoid map of degradation ``i``, ``w`` its
+four sigmoid global weights (sigmoid, not softmax: degradations co-occur) and ``alpha`` the
+gate: ``alpha_i = w_i * sigmoid(g_i(t, w))`` with the time gate, ``alpha_i = w_i`` without.
+Each ``alpha_i`` lies in [0, 1] and they are not normalised: their sum is anywhere in
+[0, 4], one full expert per degradation present.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from .blocks import NAFBlock, TimeEmbedding, pad_to_multiple
+from .config import CONFIGS, ModelConfig
+
+__all__ = ["Aux", "F2DNet", "build_model"]
+
+EXPERTS = 4  # low, haze, rain, snow
+
+
+@dataclass(frozen=True)
+class Aux:
+    """What the model can show of its routing: parser maps ``(B, 4, H, W)``, global weights
+    ``(B, 4)`` and the gate ``(B, 4)``."""
+
+    maps: Tensor
+    weights: Tensor
+    alpha: Tensor
+
+
+class _Sequence(nn.Module):
+    """NAF blocks sharing one time embedding."""
+
+    def __init__(self, channels: int, count: int, time_dim: int) -> None:
+        super().__init__()
+        self.blocks = nn.ModuleList(NAFBlock(channels, time_dim) for _ in range(count))
+
+    def forward(self, x: Tensor, time: Tensor) -> Tensor:
+        for block in self.blocks:
+            x = block(x, time)
+        return x
+
+
+class Backbone(nn.Module):
+    """Time-conditioned U-Net over ``concat(x_t, degraded)``; returns full-res features."""
+
+    def __init__(self, config: ModelConfig, width: int) -> None:
+        super().__init__()
+        dim = config.time_dim
+        self.intro = nn.Conv2d(6, width, 3, padding=1)
+        self.encoders = nn.ModuleList()
+        self.downs = nn.ModuleList()
+        channels = width
+        for count in config.encoder_blocks:
+            self.encoders.append(_Sequence(channels, count, dim))
+            self.downs.append(nn.Conv2d(channels, channels * 2, 2, stride=2))
+            channels *= 2
+        self.middle = _Sequence(channels, config.middle_blocks, dim)
+        self.ups = nn.ModuleList()
+        self.decoders = nn.ModuleList()
+        for count in config.decoder_blocks:
+            self.ups.append(nn.Sequential(nn.Conv2d(channels, channels * 2, 1), nn.PixelShuffle(2)))
+            channels //= 2
+            self.decoders.append(_Sequence(channels, count, dim))
+
+    def forward(self, x: Tensor, time: Tensor) -> Tensor:
+        x = self.intro(x)
+        skips = []
+        for encoder, down in zip(self.encoders, self.downs, strict=True):
+            x = encoder(x, time)
+            skips.append(x)
+            x = down(x)
+        x = self.middle(x, time)
+        for up, decoder, skip in zip(self.ups, self.decoders, reversed(skips), strict=True):
+            x = decoder(up(x) + skip, time)
+        return x
+
+
+class Parser(nn.Module):
+    """A small CNN on the degraded image: four sigmoid maps and four sigmoid weights."""
+
+    def __init__(self, width: int) -> None:
+        super().__init__()
+        self.intro = nn.Conv2d(3, width, 3, padding=1)
+        self.down = nn.Conv2d(width, width * 2, 2, stride=2)
+        self.body = nn.Sequential(NAFBlock(width * 2), NAFBlock(width * 2))
+        self.up = nn.Sequential(nn.Conv2d(width * 2, width * 4, 1), nn.PixelShuffle(2))
+        self.fine = NAFBlock(width)
+        self.maps = nn.Conv2d(width, EXPERTS, 3, padding=1)
+        self.weights = nn.Linear(width * 2, EXPERTS)
+
+    def forward(self, degraded: Tensor) -> tuple[Tensor, Tensor]:
+        shallow = self.intro(degraded)
+        deep = self.body(self.down(shallow))
+        fine = self.fine(self.up(deep) + shallow)
+        maps = torch.sigmoid(self.maps(fine))
+        weights = torch.sigmoid(self.weights(deep.mean(dim=(-2, -1))))
+        return maps, weights
+
+
+class Expert(nn.Module):
+    """One degradation's increment ``Δf_i`` from the backbone's features."""
+
+    def __init__(self, width: int, blocks: int, time_dim: int) -> None:
+        super().__init__()
+        self.body = _Sequence(width, blocks, time_dim)
+        self.head = nn.Conv2d(width, 3, 3, padding=1)
+
+    def forward(self, features: Tensor, time: Tensor) -> Tensor:
+        return self.head(self.body(features, time))
+
+
+class F2DNet(nn.Module):
+    """The factorised velocity field (see the module docstring).
+
+    Args:
+        config: the shape and the ablation switches.
+
+    ``forward(x_t, t, degraded)`` returns the predicted residual ``(B, 3, H, W)`` for any
+    ``H, W`` (inputs are padded to a multiple of ``config.multiple`` and cropped back);
+    ``forward(..., return_aux=True)`` also returns ``Aux``.
+    """
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.config = config
+        width = config.width if config.factorized else _matched_width(config)
+        self.time = TimeEmbedding(config.time_dim)
+        self.backbone = Backbone(config, width)
+        self.shared = nn.Conv2d(width, 3, 3, padding=1)
+        if config.factorized:
+            self.parser = Parser(config.parser_width)
+            self.experts = nn.ModuleList(
+                Expert(width, config.expert_blocks, config.time_dim) for _ in range(EXPERTS)
+            )
+            self.gate = nn.Sequential(
+                nn.Linear(config.time_dim + EXPERTS, config.time_dim),
+                nn.SiLU(),
+                nn.Linear(config.time_dim, EXPERTS),
+            )
+
+    def forward(
+        self, x_t: Tensor, t: Tensor, degraded: Tensor, return_aux: bool = False
+    ) -> Tensor | tuple[Tensor, Aux]:
+        if x_t.shape != degraded.shape or x_t.ndim != 4 or x_t.shape[1] != 3:
+            raise ValueError(
+                f"x_t and degraded must both be (B, 3, H, W), got {tuple(x_t.shape)} and "
+                f"{tuple(degraded.shape)}"
+            )
+        time = self.time(t.expand(x_t.shape[0]) if t.ndim == 0 else t)
+        inputs, (height, width) = pad_to_multiple(
+            torch.cat([x_t, degraded], 1), self.config.multiple
+        )
+        features = self.backbone(inputs, time)
+        output = self.shared(features)
+        batch = x_t.shape[0]
+        if not self.config.factorized:
+            residual = output[..., :height, :width]
+            ones = residual.new_ones(batch, EXPERTS)
+            aux = Aux(residual.new_zeros(batch, EXPERTS, height, width), ones, ones)
+            return (residual, aux) if return_aux else residual
+        maps, weights = self.parser(inputs[:, 3:])
+        if self.config.time_gate:
+            alpha = weights * torch.sigmoid(self.gate(torch.cat([time, weights.to(time.dtype)], 1)))
+        else:
+            alpha = weights
+        increments = torch.stack([expert(features, time) for expert in self.experts], dim=1)
+        routing = (alpha.view(batch, EXPERTS, 1, 1, 1) * maps.unsqueeze(2)).to(increments.dtype)
+        output = output + (routing * increments).sum(dim=1)
+        residual = output[..., :height, :width]
+        if not return_aux:
+            return residual
+        return residual, Aux(maps[..., :height, :width], weights, alpha)
+
+
+def _parameters(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+def _matched_width(config: ModelConfig) -> int:
+    """The backbone width whose shared-only network has about as many parameters as the
+    factorised one (built on the meta device: no memory, no time)."""
+    with torch.device("meta"):
+        target = _parameters(F2DNet(config.ablate(factorized=True)))
+        best = config.width
+        for width in range(config.width, config.width * 3, 2):
+            size = _parameters(Backbone(config, width)) + width * 27 + 3
+            if abs(size - target) < abs(
+                _parameters(Backbone(config, best)) + best * 27 + 3 - target
+            ):
+                best = width
+    return best
+
+
+def build_model(config: str | ModelConfig) -> F2DNet:
+    """``F2DNet`` from a preset name (``tiny``, ``small``, ``paper``) or a config."""
+    if isinstance(config, str):
+        if config not in CONFIGS:
+            raise ValueError(f"unknown config {config!r}; the presets are {sorted(CONFIGS)}")
+        config = CONFIGS[config]
+    return F2DNet(config)
