@@ -1,0 +1,85 @@
+"""Training losses: the transport's residual MSE plus the supervision of the routing.
+
+* Residual: MSE between the network's output and ``x_t - mu``, in pixel space.
+* Maps: binary cross-entropy between the parser's maps ``m_i`` and the store's masks.
+  The maps are sigmoid probabilities and the masks intensities in [0, 1]; BCE with soft
+  targets is the proper scoring rule for that pair, its minimum sits exactly at the
+  target intensity, and, unlike L1, its gradient does not vanish in proportion as a map
+  saturates at the wrong end. Samples without masks (the original CDD-11 release) are
+  left out of this term.
+* Presence: BCE between the four global weights ``w`` and the tier's presence vector.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+__all__ = ["LossWeights", "restoration_loss"]
+
+_EPS = 1e-6
+
+
+@dataclass(frozen=True)
+class LossWeights:
+    """Weights of the three terms (the residual term's is 1)."""
+
+    maps: float = 0.1
+    presence: float = 0.05
+
+    def __post_init__(self) -> None:
+        if self.maps < 0 or self.presence < 0:
+            raise ValueError(f"loss weights must be >= 0, got {self}")
+
+
+def restoration_loss(
+    residual: Tensor,
+    target: Tensor,
+    maps: Tensor | None = None,
+    weights: Tensor | None = None,
+    masks: Tensor | None = None,
+    presence: Tensor | None = None,
+    has_masks: Tensor | None = None,
+    loss_weights: LossWeights | None = None,
+) -> dict[str, Tensor]:
+    """The training loss and its terms.
+
+    Args:
+        residual: the network's output ``(B, 3, H, W)``.
+        target: ``x_t - mu``.
+        maps: the parser's maps ``(B, 4, H, W)`` (``None``: no routing terms).
+        weights: the parser's global weights ``(B, 4)``.
+        masks: ground-truth masks ``(B, 4, H, W)``.
+        presence: ``(B, 4)`` presence of each degradation.
+        has_masks: ``(B,)`` bool, whether ``masks`` is ground truth for each sample.
+        loss_weights: the weights of the routing terms.
+
+    Returns:
+        ``{"loss", "residual", "maps", "presence"}`` (scalar tensors).
+    """
+    loss_weights = loss_weights or LossWeights()
+    terms = {"residual": F.mse_loss(residual.float(), target.float())}
+    zero = terms["residual"].new_zeros(())
+    terms["maps"] = zero
+    terms["presence"] = zero
+    if maps is not None and masks is not None:
+        per_sample = F.binary_cross_entropy(
+            maps.float().clamp(_EPS, 1 - _EPS), masks.float(), reduction="none"
+        ).mean(dim=(1, 2, 3))
+        if has_masks is None:
+            has_masks = torch.ones(per_sample.shape[0], dtype=torch.bool, device=maps.device)
+        kept = has_masks.to(per_sample.dtype)
+        terms["maps"] = (per_sample * kept).sum() / kept.sum().clamp_min(1.0)
+    if weights is not None and presence is not None:
+        terms["presence"] = F.binary_cross_entropy(
+            weights.float().clamp(_EPS, 1 - _EPS), presence.float()
+        )
+    terms["loss"] = (
+        terms["residual"]
+        + loss_weights.maps * terms["maps"]
+        + loss_weights.presence * terms["presence"]
+    )
+    return terms
