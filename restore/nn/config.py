@@ -16,7 +16,7 @@ class ModelConfig:
         encoder_blocks: NAF blocks per encoder level (one level per entry).
         middle_blocks: NAF blocks at the bottom.
         decoder_blocks: NAF blocks per decoder level (as many as encoder levels).
-        expert_blocks: NAF blocks of each of the four expert branches.
+        expert_width: hidden channels of each of the four expert branches.
         parser_width: channels of the degradation parser (kept under 0.5 M parameters).
         time_dim: size of the time embedding.
         factorized: four experts gated by the parser's maps; False: the shared backbone
@@ -29,7 +29,7 @@ class ModelConfig:
     encoder_blocks: tuple[int, ...] = (1, 1)
     middle_blocks: int = 1
     decoder_blocks: tuple[int, ...] = (1, 1)
-    expert_blocks: int = 1
+    expert_width: int = 8
     parser_width: int = 16
     time_dim: int = 32
     factorized: bool = True
@@ -41,8 +41,8 @@ class ModelConfig:
         if len(self.encoder_blocks) != len(self.decoder_blocks) or not self.encoder_blocks:
             raise ValueError("encoder_blocks and decoder_blocks need the same, non-zero length")
         counts = (*self.encoder_blocks, *self.decoder_blocks, self.middle_blocks)
-        if min(counts) < 0 or self.expert_blocks < 1:
-            raise ValueError("block counts must be >= 0 (experts >= 1)")
+        if min(counts) < 0 or self.expert_width < 1:
+            raise ValueError("block counts must be >= 0 and expert_width >= 1")
         if self.parser_width < 4 or self.time_dim < 8 or self.time_dim % 2:
             raise ValueError("parser_width must be >= 4 and time_dim an even number >= 8")
 
@@ -67,7 +67,7 @@ CONFIGS: dict[str, ModelConfig] = {
         encoder_blocks=(1, 1, 2),
         middle_blocks=2,
         decoder_blocks=(1, 1, 1),
-        expert_blocks=1,
+        expert_width=12,
         parser_width=24,
         time_dim=64,
     ),
@@ -76,7 +76,7 @@ CONFIGS: dict[str, ModelConfig] = {
         encoder_blocks=(2, 2, 4, 8),
         middle_blocks=8,
         decoder_blocks=(2, 2, 2, 2),
-        expert_blocks=2,
+        expert_width=16,
         parser_width=32,
         time_dim=128,
     ),
