@@ -9,7 +9,6 @@ import torch
 from skyclear.degrade.compose import Composite
 from skyclear.degrade.io import from_numpy
 from skyclear.degrade.names import TIERS
-from skyclear.degrade.store.build import single_threaded
 from skyclear.degrade.store.ingest import (
     Skipped,
     find_sources,
@@ -17,6 +16,7 @@ from skyclear.degrade.store.ingest import (
     load_source_depth,
     read_source,
 )
+from skyclear.degrade.store.writer import single_threaded
 from torch.utils.data import Dataset
 
 from ._sample import Crop, Sample, make_sample

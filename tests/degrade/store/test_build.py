@@ -167,7 +167,7 @@ def test_foreign_things_at_out_are_not_deleted(src: Path, tmp_path: Path) -> Non
     [(5, 0.1, 1), (20, 0.1, 2), (10, 0.25, 3), (1, 0.5, 0), (4, 0.0, 0), (3, 0.9, 2)],
 )
 def test_test_split_size(count: int, fraction: float, tests: int) -> None:
-    from skyclear.degrade.store.build import test_count
+    from skyclear.degrade.store.options import test_count
 
     assert test_count(count, fraction) == tests
 

@@ -1,0 +1,80 @@
+"""What a store's content depends on: the options, and the seeds and split they imply."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+from ..names import ORDERS, TIERS
+
+__all__ = ["BuildOptions", "sample_seed", "split_of", "test_count"]
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    """Everything a store's content depends on (besides the photos themselves)."""
+
+    src: str
+    size: int = 512
+    tiers: tuple[str, ...] = TIERS
+    variants: int = 1
+    seed: int = 0
+    order: str = "physical"
+    test_fraction: float = 0.1
+    depth_dir: str | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.size, int) or self.size < 8:
+            raise ValueError(f"size must be an int >= 8, got {self.size!r}")
+        unknown = [tier for tier in self.tiers if tier not in TIERS]
+        if unknown or not self.tiers:
+            raise ValueError(f"tiers must be a non-empty subset of {TIERS}, got {self.tiers}")
+        # Keep CDD-11's order whatever order they were given in.
+        object.__setattr__(self, "tiers", tuple(t for t in TIERS if t in self.tiers))
+        if not isinstance(self.variants, int) or self.variants < 1:
+            raise ValueError(f"variants must be an int >= 1, got {self.variants!r}")
+        if not isinstance(self.seed, int) or not 0 <= self.seed < 2**63:
+            raise ValueError(f"seed must be an int in [0, 2**63), got {self.seed!r}")
+        if self.order not in ORDERS:
+            raise ValueError(f"order must be one of {ORDERS}, got {self.order!r}")
+        if not 0.0 <= self.test_fraction < 1.0:
+            raise ValueError(f"test_fraction must lie in [0, 1), got {self.test_fraction!r}")
+
+    def recorded(self) -> dict[str, Any]:
+        """The options as the store records them (paths are not part of the content)."""
+        record = asdict(self)
+        record.pop("src")
+        record["tiers"] = list(self.tiers)
+        record["depth"] = record.pop("depth_dir") is not None
+        return record
+
+
+def sample_seed(seed: int, source: int, tier: str, variant: int) -> int:
+    """The generator seed of one sample, from (seed, source index, tier, variant) alone."""
+    words = np.random.SeedSequence([seed, source, TIERS.index(tier), variant]).generate_state(2)
+    return (int(words[0]) << 31) ^ int(words[1])
+
+
+def test_count(count: int, fraction: float) -> int:
+    """How many of ``count`` photos go to the test split.
+
+    ``fraction * count`` rounded half up; at least one test photo whenever ``fraction > 0``
+    and there are two photos or more, and always at least one training photo.
+    """
+    tests = math.floor(count * fraction + 0.5)
+    if fraction > 0 and count > 1:
+        tests = max(tests, 1)
+    return min(tests, max(count - 1, 0))
+
+
+def split_of(count: int, fraction: float, seed: int) -> np.ndarray:
+    """0 (train) or 1 (test) per source; a seeded permutation picks the test sources."""
+    split = np.zeros(count, dtype=np.uint8)
+    tests = test_count(count, fraction)
+    if tests:
+        order = np.random.default_rng(np.random.SeedSequence([seed, 0x5EED])).permutation(count)
+        split[order[:tests]] = 1
+    return split

@@ -1,0 +1,227 @@
+"""Synthesising and writing the samples of one source, in this process or in workers."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .format import sample_index
+from .ingest import fit_photo, load_source_depth, read_source
+from .options import BuildOptions, sample_seed
+
+__all__ = ["Workers", "pending_sources", "single_threaded"]
+
+
+def _source_done(params: Any, index: int, per_source: int) -> bool:
+    try:
+        rows = params[index * per_source : (index + 1) * per_source]
+        return all(bool(row) and isinstance(json.loads(row), dict) for row in rows)
+    except Exception:  # a chunk torn by a kill reads as garbage or raises: not done
+        return False
+
+
+def pending_sources(path: Path) -> list[int]:
+    """Indices of the sources whose samples are not all in the store yet."""
+    import zarr
+
+    group: Any = zarr.open_group(store=str(path), mode="r")
+    per_source = len(group.attrs["tiers"]) * int(group.attrs["variants"])
+    params = group["params"]
+    return [
+        i for i in range(len(group.attrs["sources"])) if not _source_done(params, i, per_source)
+    ]
+
+
+class _Writer:
+    """Synthesises and writes every sample of one source (runs in a worker)."""
+
+    def __init__(self, path: Path, options: BuildOptions) -> None:
+        import zarr
+
+        from ..compose import Composite
+
+        self.options = options
+        self.group: Any = zarr.open_group(store=str(path), mode="r+")
+        attrs: dict[str, Any] = dict(self.group.attrs)
+        self.sources: list[str] = [str(name) for name in attrs["sources"]]
+        self.composite = Composite(order=options.order)  # type: ignore[arg-type]
+
+    def write(self, index: int) -> int:
+        """Synthesise and write every sample of source ``index``; return how many."""
+        with single_threaded():
+            return self._write(index)
+
+    def _write(self, index: int) -> int:
+        import torch
+
+        from ..io import from_numpy
+
+        options, group = self.options, self.group
+        relative = self.sources[index]
+        photo = read_source(Path(options.src) / relative, options.size)
+        depth = None
+        if options.depth_dir is not None:
+            fitted = load_source_depth(
+                Path(options.depth_dir), relative, photo.shape[:2], options.size
+            )
+            # float16 ends at 65504 m; haze is opaque long before, so clip rather than fail.
+            stored = np.minimum(fitted, np.float16(65504.0)).astype(np.float16)
+            group["depth"][index] = stored
+            depth = torch.from_numpy(stored.astype(np.float32)).view(
+                1, 1, options.size, options.size
+            )
+        clean = fit_photo(photo, options.size)
+        group["clean"][index] = clean
+        x = from_numpy(clean)
+        tiers, variants = len(options.tiers), options.variants
+        first = sample_index(index, 0, 0, tiers, variants)
+        rows: list[str] = []
+        images: list[np.ndarray] = []
+        masks: list[np.ndarray] = []
+        for tier in options.tiers:
+            for variant in range(variants):
+                seed = sample_seed(options.seed, index, tier, variant)
+                generator = torch.Generator().manual_seed(seed)
+                with torch.no_grad():
+                    result = self.composite(x, tier, generator, depth)
+                images.append(_to_uint8(result.image[0].permute(1, 2, 0)))
+                masks.append(_to_uint8(result.masks[0]))
+                rows.append(json.dumps(_record(tier, variant, seed, result.params), sort_keys=True))
+                if len(images) == _WRITE_BATCH:
+                    self._flush(first + len(rows) - len(images), images, masks)
+        self._flush(first + len(rows) - len(images), images, masks)
+        group["params"][first : first + len(rows)] = np.array(rows, dtype=object)
+        return len(rows)
+
+    def _flush(self, start: int, images: list[np.ndarray], masks: list[np.ndarray]) -> None:
+        """Write buffered samples in one call per array (zarr encodes them together)."""
+        if images:
+            self.group["degraded"][start : start + len(images)] = np.stack(images)
+            self.group["masks"][start : start + len(masks)] = np.stack(masks)
+            images.clear()
+            masks.clear()
+
+
+_WRITE_BATCH = 16  # samples buffered before a write: ~30 MB at 512 x 512
+
+
+def _to_uint8(tensor: Any) -> np.ndarray:
+    """[0, 1] floats to uint8 codes, ``round(255 x)``."""
+    return np.asarray((tensor.clamp(0, 1) * 255.0).round().byte().numpy())
+
+
+def _record(tier: str, variant: int, seed: int, params: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "tier": tier,
+        "variant": variant,
+        "seed": seed,
+        "params": {
+            name: {key: value[0].tolist() for key, value in values.items()}
+            for name, values in params.items()
+        },
+    }
+
+
+@contextlib.contextmanager
+def single_threaded() -> Iterator[None]:
+    """Run torch on one thread for the duration: results must not depend on the process.
+
+    Reductions split across threads add in another order, and a last bit that differs can
+    round a pixel to the next uint8 code; one thread everywhere gives the same bytes in a
+    worker process and in the calling process alike.
+    """
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+# One writer per (store, options) in each worker process of a pool; a pool lives for one
+# build, so the cached source list cannot go stale.
+_WRITERS: dict[tuple[Path, BuildOptions], _Writer] = {}
+
+
+def _work(task: tuple[Path, BuildOptions, int]) -> int:
+    """Write one source in a worker process, opening the store once per worker."""
+    path, options, index = task
+    writer = _WRITERS.get((path, options))
+    if writer is None:
+        writer = _WRITERS[(path, options)] = _Writer(path, options)
+    return writer.write(index)
+
+
+class Workers:
+    """Runs ingest and synthesis in-process (``workers == 1``) or in one pool of processes.
+
+    Workers are spawned (no inherited torch threads or open stores), use one thread each,
+    and open the store themselves on their first source.
+    """
+
+    def __init__(self, workers: int) -> None:
+        if workers < 1:
+            raise ValueError(f"workers must be >= 1, got {workers}")
+        self.workers = workers
+        self.pool: Any = None
+
+    def __enter__(self) -> Workers:
+        if self.workers > 1:
+            import multiprocessing
+
+            context = multiprocessing.get_context("spawn")
+            self.pool = context.Pool(self.workers, initializer=_single_thread)
+        return self
+
+    def __exit__(self, kind: object, *exc: object) -> None:
+        if self.pool is not None:
+            if kind is None:
+                self.pool.close()
+            else:
+                self.pool.terminate()
+            self.pool.join()
+
+    def ingest(
+        self, function: Callable[[Any], str | None], items: list[Any]
+    ) -> Iterable[str | None]:
+        if self.pool is None:
+            return map(function, items)
+        return self.pool.imap(function, items, chunksize=4)
+
+    def write(self, path: Path, options: BuildOptions, indices: list[int]) -> Iterator[int]:
+        if self.pool is None:
+            return map(_Writer(path, options).write, indices)
+        tasks = [(path, options, index) for index in indices]
+        return self.pool.imap_unordered(_work, tasks, chunksize=1)
+
+
+def _single_thread() -> None:
+    """Set up a worker process: one thread for torch and blosc, and a heap that keeps
+    its memory.
+
+    The operators allocate many image-sized temporaries; glibc returns each freed block
+    to the kernel and the next one page-faults back in, which costs a third of the
+    synthesis time. In our own worker processes (never in the caller's), freed blocks stay
+    on the heap instead.
+    """
+    import ctypes
+    import ctypes.util
+
+    import numcodecs.blosc
+    import torch
+
+    torch.set_num_threads(1)
+    numcodecs.blosc.set_nthreads(1)
+    libc_name = ctypes.util.find_library("c")
+    if libc_name and hasattr(ctypes.CDLL(libc_name), "mallopt"):
+        libc = ctypes.CDLL(libc_name)
+        m_trim_threshold, m_mmap_threshold = -1, -3
+        libc.mallopt(m_mmap_threshold, 256 * 2**20)
+        libc.mallopt(m_trim_threshold, 512 * 2**20)
