@@ -11,6 +11,14 @@ def _count(module: torch.nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 
 
+def _awake(model: F2DNet) -> F2DNet:
+    """Nudge the zero-initialised residual scales so every path carries signal."""
+    for name, parameter in model.named_parameters():
+        if name.endswith((".beta", ".gamma")):
+            torch.nn.init.constant_(parameter, 0.1)
+    return model
+
+
 def test_parameter_counts() -> None:
     with torch.device("meta"):
         tiny, paper = build_model("tiny"), build_model("paper")
@@ -41,11 +49,7 @@ def test_routing_values_as_documented() -> None:
 
 def test_gradients_reach_every_expert_and_the_parser() -> None:
     torch.manual_seed(0)
-    model = build_model("tiny")
-    # Nudge the zero-initialised residual scales so every path carries signal.
-    for name, parameter in model.named_parameters():
-        if name.endswith((".beta", ".gamma")):
-            torch.nn.init.constant_(parameter, 0.1)
+    model = _awake(build_model("tiny"))
     x = torch.rand(2, 3, 16, 16)
     model(x, torch.tensor([0.1, 0.9]), x).pow(2).mean().backward()
     for part in (*model.experts, model.parser, model.gate, model.backbone):
@@ -56,10 +60,7 @@ def test_gradients_reach_every_expert_and_the_parser() -> None:
 
 def test_time_conditions_the_output() -> None:
     torch.manual_seed(1)
-    model = build_model("tiny")
-    for name, parameter in model.named_parameters():
-        if name.endswith((".beta", ".gamma")):
-            torch.nn.init.constant_(parameter, 0.1)
+    model = _awake(build_model("tiny"))
     x = torch.rand(1, 3, 16, 16)
     with torch.no_grad():
         early, late = model(x, torch.tensor([0.0]), x), model(x, torch.tensor([0.9]), x)
