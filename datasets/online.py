@@ -9,6 +9,7 @@ import torch
 from skyclear.degrade.compose import Composite
 from skyclear.degrade.io import from_numpy
 from skyclear.degrade.names import TIERS
+from skyclear.degrade.seeding import entropy_seed
 from skyclear.degrade.store.ingest import (
     Skipped,
     find_sources,
@@ -16,7 +17,7 @@ from skyclear.degrade.store.ingest import (
     load_source_depth,
     read_source,
 )
-from skyclear.degrade.store.writer import single_threaded
+from skyclear.degrade.store.writer import single_threaded, to_uint8
 from torch.utils.data import Dataset
 
 from ._sample import Crop, Sample, make_sample
@@ -103,13 +104,12 @@ class OnlineSynthesis(Dataset[Sample]):
             fitted = load_source_depth(self.depth_dir, relative, photo.shape[:2], self.size)
             depth = torch.from_numpy(fitted).view(1, 1, self.size, self.size)
         clean = fit_photo(photo, self.size)
-        words = np.random.SeedSequence([self.seed, self.epoch, source, TIERS.index(tier), item])
-        state = words.generate_state(2)
-        generator = torch.Generator().manual_seed((int(state[0]) << 31) ^ int(state[1]))
+        seed = entropy_seed(self.seed, self.epoch, source, TIERS.index(tier), item)
+        generator = torch.Generator().manual_seed(seed)
         with torch.no_grad(), single_threaded():
             result = self.composite(from_numpy(clean), tier, generator, depth)
-        degraded = (result.image[0].permute(1, 2, 0) * 255.0).round().byte().numpy()
-        masks = (result.masks[0] * 255.0).round().byte().numpy()
+        degraded = to_uint8(result.image[0].permute(1, 2, 0))
+        masks = to_uint8(result.masks[0])
         rows, cols = self.crop.window(self.size, self.size)
         return make_sample(
             np.asarray(degraded[rows, cols]), clean[rows, cols], masks[:, rows, cols], tier

@@ -23,10 +23,9 @@ def seed_from(draw: int) -> int:
     transforms in the same pipeline (crops, flips) still share the state; reseed the whole
     pipeline per worker in ``worker_init_fn`` for those (see docs/augmentations.md).
     """
-    import numpy as np
     import torch.utils.data
 
+    from ..seeding import entropy_seed
+
     info: Any = torch.utils.data.get_worker_info()
-    entropy = [draw] if info is None else [draw, int(info.seed) % 2**63]
-    words = np.random.SeedSequence(entropy).generate_state(2)
-    return (int(words[0]) << 31) ^ int(words[1])
+    return entropy_seed(draw) if info is None else entropy_seed(draw, int(info.seed) % 2**63)

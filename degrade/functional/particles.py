@@ -38,6 +38,12 @@ class Medium:
     airlight: Tensor
 
 
+def per_sample(value: Tensor, like: Tensor) -> Tensor:
+    """A ``(B,)`` parameter as a ``(B, 1)`` column in ``like``'s dtype and device, to
+    broadcast over a sample's particles."""
+    return value.to(device=like.device, dtype=like.dtype).view(-1, 1)
+
+
 def optical_depth(opacity: Tensor) -> Tensor:
     """``tau = -log(1 - o)``: the optical depth of a particle of opacity ``o``.
 

@@ -24,7 +24,15 @@ import torch
 from torch import Tensor
 
 from . import counter_rng
-from .particles import Medium, composite_layers, layer_colour, optical_depth, rotate, splat
+from .particles import (
+    Medium,
+    composite_layers,
+    layer_colour,
+    optical_depth,
+    per_sample,
+    rotate,
+    splat,
+)
 
 __all__ = ["RAIN_LAYERS", "rain", "streak_opacity"]
 
@@ -34,10 +42,6 @@ _VEIL_DISTANCE = 16.0
 _STREAM_STREAKS = 31
 _JITTER = 0.2
 _ANGLE_JITTER = 3.0
-
-
-def _per_sample(value: Tensor, like: Tensor) -> Tensor:
-    return value.to(device=like.device, dtype=like.dtype).view(-1, 1)
 
 
 def streak_opacity(
@@ -81,12 +85,12 @@ def streak_opacity(
         return torch.zeros(batch, 1, height, width_px, dtype=dtype, device=device)
 
     draws = counter_rng.uniform(seed, (slots, 5), _STREAM_STREAKS + 7 * layer, dtype)
-    margin = _per_sample(layer_length, draws)
+    margin = per_sample(layer_length, draws)
     centre_x = draws[..., 0] * (width_px + 2 * margin) - margin
     centre_y = draws[..., 1] * (height + 2 * margin) - margin
     streak_length = margin * (1.0 + _JITTER * (2 * draws[..., 2] - 1))
-    streak_angle = _per_sample(angle, draws) + _ANGLE_JITTER * (2 * draws[..., 3] - 1)
-    peak = (_per_sample(opacity, draws) * math.sqrt(scale)).clamp(0.0, 0.999)
+    streak_angle = per_sample(angle, draws) + _ANGLE_JITTER * (2 * draws[..., 3] - 1)
+    peak = (per_sample(opacity, draws) * math.sqrt(scale)).clamp(0.0, 0.999)
     peak = (peak * (1.0 + _JITTER * (2 * draws[..., 4] - 1))).clamp(0.0, 0.999)
     active = torch.arange(slots, device=device).view(1, -1) < counts.view(-1, 1)
     tau = optical_depth(peak) * active.to(dtype)
@@ -94,7 +98,7 @@ def streak_opacity(
     # A streak is ceil(width) parallel lines at most a pixel apart, each a row of points
     # one pixel apart along the fall direction: shapes (B, N, line, point). Padding lines
     # and points (past a streak's own counts) weigh nothing.
-    streak_width = (_per_sample(width, draws) * scale).clamp_min(1.0)  # (B, 1)
+    streak_width = (per_sample(width, draws) * scale).clamp_min(1.0)  # (B, 1)
     n_lines = torch.ceil(streak_width - 1e-6)
     q = torch.arange(int(n_lines.max()), device=device, dtype=dtype).view(1, 1, -1, 1)
     lines = n_lines[..., None, None]

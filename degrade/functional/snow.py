@@ -23,7 +23,15 @@ import torch
 from torch import Tensor
 
 from . import counter_rng
-from .particles import Medium, composite_layers, layer_colour, optical_depth, rotate, splat
+from .particles import (
+    Medium,
+    composite_layers,
+    layer_colour,
+    optical_depth,
+    per_sample,
+    rotate,
+    splat,
+)
 
 __all__ = ["SNOW_LAYERS", "flake_opacity", "snow"]
 
@@ -34,10 +42,6 @@ _STREAM_FLAKES = 41
 _JITTER = 0.25
 _STAMP = 1  # blob stamp half-size in cells: (2 * _STAMP + 1) ** 2 points per flake
 _LEVELS = 5  # grids of 1, 2, 4, 8 and 16 pixels per cell
-
-
-def _per_sample(value: Tensor, like: Tensor) -> Tensor:
-    return value.to(device=like.device, dtype=like.dtype).view(-1, 1)
 
 
 def flake_opacity(
@@ -72,7 +76,7 @@ def flake_opacity(
     batch = seed.shape[0]
     scale = SNOW_LAYERS[layer][0]
     layer_radius = radius.to(device=device, dtype=dtype) * scale
-    layer_motion = _per_sample(motion.to(device=device, dtype=dtype) * scale, layer_radius)
+    layer_motion = per_sample(motion.to(device=device, dtype=dtype) * scale, layer_radius)
     # Flake centres cover the frame plus a margin (flakes cross the edges), and the density
     # holds over that whole area.
     reach = (2.0 * layer_radius + layer_motion[:, 0]).double()
@@ -83,15 +87,15 @@ def flake_opacity(
         return torch.zeros(batch, 1, height, width, dtype=dtype, device=device)
 
     draws = counter_rng.uniform(seed, (slots, 4), _STREAM_FLAKES + 7 * layer, dtype)
-    margin = 2.0 * _per_sample(layer_radius, draws) + layer_motion
+    margin = 2.0 * per_sample(layer_radius, draws) + layer_motion
     centre_x = draws[..., 0] * (width + 2 * margin) - margin
     centre_y = draws[..., 1] * (height + 2 * margin) - margin
-    sigma = _per_sample(layer_radius, draws) / 2.0 * (1.0 + _JITTER * (2 * draws[..., 2] - 1))
+    sigma = per_sample(layer_radius, draws) / 2.0 * (1.0 + _JITTER * (2 * draws[..., 2] - 1))
     sigma = sigma.clamp_min(0.25)
     # Cells of at least 2 sigma: the 3x3 stamp and the bilinear splat then make the blob.
     level = torch.ceil(torch.log2(2.0 * sigma)).clamp(0, _LEVELS - 1)  # (B, N)
     cell = torch.exp2(level)
-    peak = (_per_sample(opacity, draws) * (0.4 + 0.6 * scale)).clamp(0.0, 0.999)
+    peak = (per_sample(opacity, draws) * (0.4 + 0.6 * scale)).clamp(0.0, 0.999)
     peak = (peak * (1.0 + _JITTER * (2 * draws[..., 3] - 1))).clamp(0.0, 0.999)
     active = torch.arange(slots, device=device).view(1, -1) < counts.view(-1, 1)
     # A Gaussian blob of peak optical depth tau holds mass 2 pi sigma^2 tau.
@@ -112,7 +116,7 @@ def flake_opacity(
     count = n_motion[..., None, None]
     u = (j / (count - 1.0).clamp_min(1.0) - 0.5) * (count > 1).to(dtype)
     along = layer_motion[..., None, None] * u
-    dx, dy = rotate(torch.zeros_like(along), along, _per_sample(angle, draws)[..., None, None])
+    dx, dy = rotate(torch.zeros_like(along), along, per_sample(angle, draws)[..., None, None])
     cells = cell[..., None, None]
     xs = centre_x[..., None, None] + dx + stamp_x * cells  # (B, N, motion, stamp)
     ys = centre_y[..., None, None] + dy + stamp_y * cells

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from ..names import ORDERS, TIERS
+from ..seeding import entropy_seed
 
 __all__ = ["BuildOptions", "sample_seed", "split_of", "test_count"]
 
@@ -54,8 +55,7 @@ class BuildOptions:
 
 def sample_seed(seed: int, source: int, tier: str, variant: int) -> int:
     """The generator seed of one sample, from (seed, source index, tier, variant) alone."""
-    words = np.random.SeedSequence([seed, source, TIERS.index(tier), variant]).generate_state(2)
-    return (int(words[0]) << 31) ^ int(words[1])
+    return entropy_seed(seed, source, TIERS.index(tier), variant)
 
 
 def test_count(count: int, fraction: float) -> int:

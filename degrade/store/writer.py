@@ -14,7 +14,7 @@ from .format import sample_index
 from .ingest import fit_photo, load_source_depth, read_source
 from .options import BuildOptions, sample_seed
 
-__all__ = ["Workers", "pending_sources", "single_threaded"]
+__all__ = ["Workers", "pending_sources", "single_threaded", "to_uint8"]
 
 
 def _source_done(params: Any, index: int, per_source: int) -> bool:
@@ -89,8 +89,8 @@ class _Writer:
                 generator = torch.Generator().manual_seed(seed)
                 with torch.no_grad():
                     result = self.composite(x, tier, generator, depth)
-                images.append(_to_uint8(result.image[0].permute(1, 2, 0)))
-                masks.append(_to_uint8(result.masks[0]))
+                images.append(to_uint8(result.image[0].permute(1, 2, 0)))
+                masks.append(to_uint8(result.masks[0]))
                 rows.append(json.dumps(_record(tier, variant, seed, result.params), sort_keys=True))
                 if len(images) == _WRITE_BATCH:
                     self._flush(first + len(rows) - len(images), images, masks)
@@ -110,7 +110,7 @@ class _Writer:
 _WRITE_BATCH = 16  # samples buffered before a write: ~30 MB at 512 x 512
 
 
-def _to_uint8(tensor: Any) -> np.ndarray:
+def to_uint8(tensor: Any) -> np.ndarray:
     """[0, 1] floats to uint8 codes, ``round(255 x)``."""
     return np.asarray((tensor.clamp(0, 1) * 255.0).round().byte().numpy())
 
