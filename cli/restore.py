@@ -4,11 +4,25 @@ from __future__ import annotations
 
 import click
 
+from .restore_eval import evaluate
+from .restore_run import run
+from .restore_train import train
+
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="skyclear")
 def main() -> None:
     """Restore photos that are dark, hazy, rainy and snowy at once.
 
-    The restorer's commands (train, run, eval) are added here as they are built.
+    Start with `restore train --data data.zarr --out runs/tiny`, then
+    `restore eval --ckpt runs/tiny/best.pt --data data.zarr --out runs/tiny/eval`, then
+    `restore run --ckpt runs/tiny/best.pt --input photos/ --out restored/`.
     """
+
+
+main.add_command(train)
+main.add_command(evaluate)
+main.add_command(run)
+
+if __name__ == "__main__":
+    main()

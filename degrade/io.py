@@ -2,16 +2,27 @@
 
 from __future__ import annotations
 
+import contextlib
+import struct
 import warnings
+import zlib
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import torch
 from numpy.typing import NDArray
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 from torch import Tensor
 
-__all__ = ["UnusableImageError", "from_numpy", "read_image", "to_numpy", "write_image"]
+__all__ = [
+    "UnusableImageError",
+    "from_numpy",
+    "open_still",
+    "read_image",
+    "to_numpy",
+    "write_image",
+]
 
 
 class UnusableImageError(ValueError):
@@ -35,6 +46,16 @@ def read_image(path: str | Path) -> NDArray[np.uint8]:
             or a pixel format with no RGB meaning.
     """
     path = Path(path)
+    with open_still(path) as opened:
+        opened.load()
+        return _to_rgb8(ImageOps.exif_transpose(opened), path)
+
+
+@contextlib.contextmanager
+def open_still(path: str | Path) -> Iterator[ImageFile.ImageFile]:
+    """Open a single-frame image; any failure, inside the ``with`` block too, becomes an
+    ``UnusableImageError`` whose reason says what is wrong with the file."""
+    path = Path(path)
     with warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         try:
@@ -42,16 +63,18 @@ def read_image(path: str | Path) -> NDArray[np.uint8]:
                 frames = getattr(opened, "n_frames", 1)
                 if frames > 1:
                     raise UnusableImageError(path, f"animated ({frames} frames)")
-                opened.load()
-                image = ImageOps.exif_transpose(opened)
-                return _to_rgb8(image, path)
+                yield opened
         except UnusableImageError:
             raise
         except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
             raise UnusableImageError(path, f"decompression bomb ({error})") from error
         except UnidentifiedImageError as error:
             raise UnusableImageError(path, "not an image") from error
-        except (OSError, SyntaxError, ValueError, EOFError) as error:
+        except FileNotFoundError as error:
+            raise UnusableImageError(path, "no such file") from error
+        except PermissionError as error:
+            raise UnusableImageError(path, "not readable (permission denied)") from error
+        except (OSError, SyntaxError, ValueError, EOFError, zlib.error, struct.error) as error:
             raise UnusableImageError(path, f"corrupt or truncated ({error})") from error
 
 

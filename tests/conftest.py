@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
+from skyclear.degrade.store import BuildOptions, build
+
+from .photos import write_photos
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -24,3 +29,12 @@ def image() -> torch.Tensor:
     base = 0.15 + 0.7 * (0.5 * rows + 0.5 * cols).expand(2, 3, 48, 64)
     texture = 0.1 * torch.rand(2, 3, 48, 64, generator=g)
     return (base + texture).clamp(0.02, 0.98)
+
+
+@pytest.fixture(scope="session")
+def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A make-cdd11 store: three 32x32 photos in all 11 tiers, one in the test split."""
+    root = tmp_path_factory.mktemp("store")
+    write_photos(root / "src", count=3)
+    build(BuildOptions(src=str(root / "src"), size=32, test_fraction=0.34), root / "d.zarr")
+    return root / "d.zarr"

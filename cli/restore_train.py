@@ -1,0 +1,159 @@
+"""``restore train``: train the restorer on a store, a CDD-11 folder or clean photos."""
+
+from __future__ import annotations
+
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+_PATH = click.Path(path_type=Path)
+
+#: Flags that are shorthands for ``--set KEY=VALUE``.
+_SHORTHANDS = {
+    "steps": "steps",
+    "batch_size": "data.batch_size",
+    "crop": "data.crop",
+    "lr": "optim.lr",
+    "device": "device",
+    "workers": "data.workers",
+    "seed": "seed",
+}
+
+
+@click.command()
+@click.option(
+    "--data",
+    required=True,
+    type=click.Path(exists=True, path_type=Path),
+    help="A make-cdd11 store (.zarr), its HDF5 export, a CDD-11 folder (the original "
+    "release included), or a folder of clean photos degraded on the fly.",
+)
+@click.option("--out", required=True, type=_PATH, help="Run folder (runs/NAME).")
+@click.option(
+    "--config",
+    "config_name",
+    default="tiny",
+    show_default=True,
+    help="A preset (tiny, small, paper) or a YAML file such as a run's config.yaml.",
+)
+@click.option(
+    "--set",
+    "assignments",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Override one config value, e.g. --set optim.ema_decay=0.99 (repeatable).",
+)
+@click.option("--steps", type=click.IntRange(1), help="Optimizer steps in all.")
+@click.option("--batch-size", type=click.IntRange(1), help="Samples per step (all processes).")
+@click.option("--crop", type=click.IntRange(8), help="Training crop side, pixels.")
+@click.option("--lr", type=click.FloatRange(0, min_open=True), help="Peak learning rate.")
+@click.option("--device", help="auto (CUDA when present), cpu, cuda or cuda:N.")
+@click.option("--workers", type=click.IntRange(0), help="Loader processes per training process.")
+@click.option("--seed", type=click.IntRange(0), help="Seed of weights, data order and noise.")
+@click.option("--resume", is_flag=True, help="Continue the run in --out exactly where it stopped.")
+def train(
+    data: Path,
+    out: Path,
+    config_name: str,
+    assignments: tuple[str, ...],
+    resume: bool,
+    **flags: Any,
+) -> None:
+    """Train the restorer: AdamW with warm-up and cosine decay, EMA weights, validation
+    on the test split with image grids, checkpoints last.pt and best.pt.
+
+    The same command runs on many GPUs or machines under torchrun, e.g.
+    `torchrun --nproc_per_node 4 -m skyclear.cli.restore train ...`.
+    SIGINT or SIGTERM saves a checkpoint and exits (130 or 143); --resume continues.
+    """
+    from skyclear.restore.checkpoint import CheckpointError
+    from skyclear.restore.config import ConfigError, TrainConfig, load_config, override, preset
+    from skyclear.restore.train import NonFiniteError, TrainingInterrupted
+    from skyclear.restore.train import train as run_training
+
+    shorthands = [f"{_SHORTHANDS[k]}={v}" for k, v in flags.items() if v is not None]
+    if resume and (shorthands or assignments or config_name != "tiny"):
+        raise click.UsageError(
+            "--resume continues the run with its saved config; drop the "
+            "config options (or start a new run folder)"
+        )
+    try:
+        if resume:
+            config = TrainConfig()  # replaced by the checkpoint's
+        elif Path(config_name).suffix in (".yaml", ".yml"):
+            config = override(load_config(config_name), [*assignments, *shorthands])
+        else:
+            config = override(preset(config_name), [*assignments, *shorthands])
+    except ConfigError as error:
+        raise click.UsageError(str(error)) from error
+
+    reporter = _Progress()
+    try:
+        result = run_training(config, data, out, resume=resume, report=reporter)
+    except TrainingInterrupted as stopped:
+        reporter.close()
+        name = signal.Signals(stopped.signal_number).name
+        click.echo(
+            f"stopped by {name} at step {stopped.step}; checkpoint {out / 'last.pt'}. "
+            f"Continue with: restore train --data {data} --out {out} --resume",
+            err=True,
+        )
+        sys.exit(128 + stopped.signal_number)
+    except NonFiniteError as error:
+        reporter.close()
+        raise click.ClickException(str(error)) from error
+    except (ConfigError, CheckpointError, FileExistsError, ValueError) as error:
+        reporter.close()
+        raise click.UsageError(str(error)) from error
+    reporter.close()
+    if not reporter.started:
+        return  # another process of a torchrun group reports
+    best = result["best"]
+    click.echo(
+        f"trained {result['step']} steps into {out}"
+        + (f"; best validation PSNR {best:.2f} dB (best.pt)" if best > float("-inf") else "")
+    )
+
+
+class _Progress:
+    """A progress bar over the steps, with the loss and the last validation."""
+
+    def __init__(self) -> None:
+        self.bar: Any = None
+        self.started = False
+
+    def __call__(self, event: str, record: dict[str, Any]) -> None:
+        from tqdm import tqdm
+
+        if event == "start":
+            self.started = True
+            click.echo(
+                f"training {record['parameters'] / 1e6:.2f} M parameters on {record['device']}"
+                f" x{record['processes']}: {record['train_samples']} training and "
+                f"{record['test_samples']} test samples"
+            )
+            self.bar = tqdm(
+                total=record["steps"], initial=record["step"], unit=" steps", dynamic_ncols=True
+            )
+        elif event == "train" and self.bar is not None:
+            self.bar.update(record["step"] - self.bar.n)
+            self.bar.set_postfix(
+                loss=f"{record['loss']:.4f}",
+                lr=f"{record['lr']:.2e}",
+                rate=f"{record['samples_per_second']:.1f}/s",
+            )
+        elif event == "val" and self.bar is not None:
+            self.bar.write(
+                f"step {record['step']}: PSNR {record['psnr']:.2f} dB (input "
+                f"{record['input_psnr']:.2f}), SSIM {record['ssim']:.3f}, mask MAE "
+                f"{record['mask_mae']:.3f}, presence {record['presence_accuracy']:.2f}"
+                + (f"; grid {record['grid']}" if record.get("grid") else "")
+            )
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None

@@ -1,0 +1,64 @@
+"""What ``--data PATH`` means: the kind of data at a path, opened as a skyclear dataset.
+
+* a ``.h5``/``.hdf5`` file: an HDF5 export of a make-cdd11 store (``CDD11H5``);
+* a folder with ``zarr.json``: a make-cdd11 store (``CDD11Zarr``);
+* a folder with ``clear/``, ``train/``, ``test/`` or ``CDD-11_*/``: the CDD-11 folder
+  layout, the original release included (``CDD11Folder``);
+* any other folder: clean photos, degraded on the fly (``OnlineSynthesis``); its "test"
+  split draws other degradations (another seed) with centre crops.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from skyclear.datasets import CDD11H5, CDD11Folder, CDD11Zarr, OnlineSynthesis
+from skyclear.degrade.names import TIERS
+from skyclear.degrade.seeding import entropy_seed
+from torch.utils.data import Dataset
+
+__all__ = ["DataKind", "data_kind", "open_dataset"]
+
+DataKind = str  # "hdf5" | "zarr" | "folder" | "photos"
+_FOLDER_MARKERS = ("clear", "train", "test", "CDD-11_train", "CDD-11_test")
+#: Photos are resized (short side) to this before synthesis, unless a crop needs more.
+SYNTHESIS_SIZE = 256
+
+
+def data_kind(path: str | Path) -> DataKind:
+    """Which kind of data ``path`` holds (see the module docstring)."""
+    path = Path(path)
+    if path.is_file():
+        if path.suffix.lower() in (".h5", ".hdf5"):
+            return "hdf5"
+        raise ValueError(f"{path}: a file, but not an HDF5 export (.h5 or .hdf5)")
+    if not path.is_dir():
+        raise ValueError(f"{path}: no such file or folder")
+    if (path / "zarr.json").is_file():
+        return "zarr"
+    if any((path / marker).is_dir() for marker in _FOLDER_MARKERS):
+        return "folder"
+    return "photos"
+
+
+def open_dataset(
+    path: str | Path,
+    split: str,
+    crop: int | None,
+    random_crop: bool,
+    tiers: tuple[str, ...] | None = None,
+    seed: int = 0,
+) -> Dataset:
+    """The dataset at ``path`` (any kind), one split, with the given crop and tiers."""
+    kind = data_kind(path)
+    if kind == "zarr":
+        return CDD11Zarr(path, split=split, crop=crop, random_crop=random_crop, tiers=tiers)
+    if kind == "hdf5":
+        return CDD11H5(path, split=split, crop=crop, random_crop=random_crop, tiers=tiers)
+    if kind == "folder":
+        return CDD11Folder(path, split=split, crop=crop, random_crop=random_crop, tiers=tiers)
+    size = max(SYNTHESIS_SIZE, crop or 0)
+    split_seed = seed if split == "train" else entropy_seed(seed, 1)
+    return OnlineSynthesis(
+        path, size=size, crop=crop, random_crop=random_crop, tiers=tiers or TIERS, seed=split_seed
+    )

@@ -1,0 +1,226 @@
+"""Per-tier evaluation: every sample scored by one protocol, then grouped.
+
+Each sample is restored whole (no crop), then scored with ``metrics`` (8-bit RGB PSNR and
+SSIM against the clean image), with the untouched input scored the same way as the
+baseline. The routing is scored by the selectivity ratio (mean gated activation of the
+present degradations over the absent ones), the mask error (mean absolute difference of
+the parser's maps from the ground-truth masks, where the data has masks) and the
+presence accuracy of the parser's global weights.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from numpy.typing import NDArray
+from skyclear.degrade.names import TIERS
+from torch import Tensor
+
+from . import metrics
+from .nn import Aux
+from .visual import coloured_maps, to_uint8
+
+__all__ = [
+    "COLUMNS",
+    "GROUPS",
+    "Evaluation",
+    "Row",
+    "evaluate",
+    "evaluate_checkpoint",
+    "mean_scores",
+    "records_of",
+    "score_batch",
+    "summarize",
+]
+
+#: Scores of one sample, in table order.
+COLUMNS: tuple[str, ...] = (
+    "input_psnr",
+    "input_ssim",
+    "psnr",
+    "ssim",
+    "selectivity",
+    "mask_mae",
+    "presence_accuracy",
+)
+#: The tiers of each complexity.
+GROUPS: dict[str, tuple[str, ...]] = {
+    "single": tuple(tier for tier in TIERS if tier.count("_") == 0),
+    "pair": tuple(tier for tier in TIERS if tier.count("_") == 1),
+    "triple": tuple(tier for tier in TIERS if tier.count("_") == 2),
+}
+
+Restore = Callable[[Tensor], tuple[Tensor, Aux]]
+
+
+def score_batch(
+    degraded: Tensor,
+    restored: Tensor,
+    clean: Tensor,
+    aux: Aux,
+    masks: Tensor,
+    presence: Tensor,
+    has_masks: Tensor,
+    y_channel: bool = False,
+) -> dict[str, Tensor]:
+    """Per-sample scores ``(B,)`` (float64) of a restored batch; NaN where a score does not
+    apply (mask error without ground-truth masks). ``y_channel`` scores PSNR and SSIM on
+    the BT.601 luma instead of RGB."""
+    mask_error = metrics.mask_mae(aux.maps, masks)
+    nan = torch.full_like(mask_error, math.nan)
+    return {
+        "input_psnr": metrics.psnr(degraded, clean, y_channel),
+        "input_ssim": metrics.ssim(degraded, clean, y_channel),
+        "psnr": metrics.psnr(restored, clean, y_channel),
+        "ssim": metrics.ssim(restored, clean, y_channel),
+        "selectivity": metrics.selectivity(aux.alpha, aux.maps, presence)["present_over_absent"],
+        "mask_mae": torch.where(has_masks.to(mask_error.device), mask_error, nan),
+        "presence_accuracy": metrics.presence_accuracy(aux.weights, presence),
+    }
+
+
+def records_of(
+    batch: dict[str, Any], restored: Tensor, aux: Aux, y_channel: bool = False
+) -> list[dict[str, Any]]:
+    """One record per sample of a restored batch: ``{"tier": name, **scores}``."""
+    scores = score_batch(
+        batch["degraded"].cpu(),
+        restored.cpu(),
+        batch["clean"].cpu(),
+        Aux(aux.maps.cpu(), aux.weights.cpu(), aux.alpha.cpu()),
+        batch["masks"].cpu(),
+        batch["presence"].cpu(),
+        batch["has_masks"].cpu(),
+        y_channel,
+    )
+    return [
+        {"tier": TIERS[tier], **{key: float(value[i]) for key, value in scores.items()}}
+        for i, tier in enumerate(batch["tier"].tolist())
+    ]
+
+
+def evaluate(
+    restore: Restore,
+    samples: Iterable[dict[str, Any]],
+    device: torch.device | str = "cpu",
+    progress: Callable[[int], None] | None = None,
+    y_channel: bool = False,
+    on_batch: Callable[[dict[str, Any], Tensor, Aux], None] | None = None,
+) -> list[dict[str, Any]]:
+    """Restore and score every sample of an iterable of batches (a DataLoader over a
+    skyclear dataset), one record per sample (see ``records_of``). ``on_batch`` sees each
+    batch with its restoration."""
+    records: list[dict[str, Any]] = []
+    for batch in samples:
+        degraded = batch["degraded"].to(device)
+        restored, aux = restore(degraded)
+        records += records_of(batch, restored, aux, y_channel)
+        if on_batch is not None:
+            on_batch(batch, restored, aux)
+        if progress is not None:
+            progress(len(degraded))
+    return records
+
+
+def mean_scores(records: Sequence[dict[str, Any]]) -> dict[str, float]:
+    """The mean of each score over the records where it is finite (NaN where none is:
+    an infinite PSNR means identical images and is left out)."""
+    means = {}
+    for column in COLUMNS:
+        values = [r[column] for r in records if math.isfinite(r[column])]
+        means[column] = sum(values) / len(values) if values else math.nan
+    return means
+
+
+@dataclass(frozen=True)
+class Row:
+    """One line of the table: a tier, a complexity group, or everything."""
+
+    name: str
+    count: int
+    scores: dict[str, float]
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """A checkpoint's evaluation: the table, every sample's scores, and one example per
+    tier as tiles (degraded, restored, clean, then the four coloured parser maps)."""
+
+    rows: list[Row]
+    records: list[dict[str, Any]]
+    examples: dict[str, list[NDArray[np.uint8]]]
+
+
+def summarize(records: Sequence[dict[str, Any]]) -> list[Row]:
+    """Rows per tier (in CDD-11 order), then per complexity (averaged over its samples),
+    then ``all``. Infinite PSNRs (identical images) are left out of the means."""
+    rows: list[Row] = []
+
+    def add(name: str, chosen: Sequence[dict[str, Any]]) -> None:
+        if chosen:
+            rows.append(Row(name, len(chosen), mean_scores(chosen)))
+
+    for tier in TIERS:
+        add(tier, [r for r in records if r["tier"] == tier])
+    for group, tiers in GROUPS.items():
+        add(group, [r for r in records if r["tier"] in tiers])
+    add("all", records)
+    return rows
+
+
+def evaluate_checkpoint(
+    checkpoint: str | Path,
+    data: str | Path,
+    split: str = "test",
+    steps: int = 1,
+    device: str = "auto",
+    workers: int = 0,
+    y_channel: bool = False,
+    weights: str = "ema",
+    progress: Callable[[int], None] | None = None,
+    on_start: Callable[[int], None] | None = None,
+) -> Evaluation:
+    """Restore every sample of a split at full resolution and score it; keep the first
+    sample of each tier as an example. ``on_start`` is called with the number of samples
+    before the first is restored."""
+    from torch.utils.data import DataLoader
+
+    from .data import open_dataset
+    from .inference import Restorer
+
+    restorer = Restorer.from_checkpoint(checkpoint, device=device, weights=weights)
+    dataset = open_dataset(data, split, None, False, seed=restorer.config.seed)
+    if on_start is not None:
+        on_start(len(dataset))  # type: ignore[arg-type]
+    loader = DataLoader(
+        dataset,
+        batch_size=1,  # full-resolution images may differ in size
+        num_workers=workers,
+        worker_init_fn=_one_thread if workers else None,
+    )
+    generator = torch.Generator().manual_seed(restorer.config.seed)
+
+    def restore(degraded: Tensor) -> tuple[Tensor, Aux]:
+        return restorer(degraded, steps, generator)
+
+    examples: dict[str, list[NDArray[np.uint8]]] = {}
+
+    def keep_example(batch: dict[str, Any], restored: Tensor, aux: Aux) -> None:
+        tier = TIERS[int(batch["tier"][0])]
+        if tier not in examples:
+            images = (batch["degraded"][0], restored[0], batch["clean"][0])
+            examples[tier] = [*(to_uint8(i) for i in images), *coloured_maps(aux.maps[0])]
+
+    records = evaluate(restore, loader, restorer.device, progress, y_channel, keep_example)
+    ordered = {tier: examples[tier] for tier in TIERS if tier in examples}
+    return Evaluation(summarize(records), records, ordered)
+
+
+def _one_thread(worker_id: int) -> None:
+    torch.set_num_threads(1)

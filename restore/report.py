@@ -1,0 +1,98 @@
+"""The evaluation for people: a Markdown table, a JSON document and a picture."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from PIL import Image
+
+from .evaluate import COLUMNS, GROUPS, Evaluation, Row
+from .visual import image_grid
+
+__all__ = ["EXAMPLE_TITLES", "to_markdown", "write_report"]
+
+#: The columns of the example grid, one row per tier.
+EXAMPLE_TITLES = ["degraded", "restored", "clean", "low", "haze", "rain", "snow"]
+
+_HEADERS = {
+    "input_psnr": "input PSNR",
+    "input_ssim": "input SSIM",
+    "psnr": "PSNR",
+    "ssim": "SSIM",
+    "selectivity": "selectivity",
+    "mask_mae": "mask MAE",
+    "presence_accuracy": "presence acc.",
+}
+_DIGITS = {"psnr": 2, "input_psnr": 2, "selectivity": 2}
+
+
+def _cell(column: str, value: float) -> str:
+    if math.isnan(value):
+        return "–"
+    return f"{value:.{_DIGITS.get(column, 3)}f}"
+
+
+def to_markdown(rows: Sequence[Row]) -> str:
+    """The table in Markdown: restored scores per row, the untouched input's PSNR and SSIM
+    beside them, and a last ``input (untouched)`` baseline row over all samples."""
+    header = ["tier", "n", *(_HEADERS[c] for c in COLUMNS)]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for row in rows:
+        cells = [row.name, str(row.count), *(_cell(c, row.scores[c]) for c in COLUMNS)]
+        name = f"**{row.name}**" if row.name in (*GROUPS, "all") else row.name
+        lines.append("| " + " | ".join([name, *cells[1:]]) + " |")
+    everything = next((row for row in rows if row.name == "all"), None)
+    if everything is not None:
+        baseline = [
+            "input (untouched)",
+            str(everything.count),
+            "",
+            "",
+            _cell("psnr", everything.scores["input_psnr"]),
+            _cell("ssim", everything.scores["input_ssim"]),
+            "–",
+            "–",
+            "–",
+        ]
+        lines.append("| " + " | ".join(baseline) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def write_report(evaluation: Evaluation, meta: dict[str, Any], out: Path) -> list[Path]:
+    """Save ``out/eval.json`` (``meta``, the rows and every sample's scores),
+    ``out/examples.png`` (one example per tier) and ``out/eval.md`` (the table and the
+    picture); returns the paths written."""
+    out.mkdir(parents=True, exist_ok=True)
+    written = [out / "eval.json", out / "eval.md"]
+    document = {
+        **meta,
+        "rows": [{"name": r.name, "count": r.count, **_finite(r.scores)} for r in evaluation.rows],
+        "samples": [_finite(record) for record in evaluation.records],
+    }
+    written[0].write_text(json.dumps(document, indent=1) + "\n")
+    heading = ", ".join(f"{key}: `{value}`" for key, value in meta.items())
+    text = f"# Evaluation\n\n{heading}\n\n{to_markdown(evaluation.rows)}"
+    if evaluation.examples:
+        rows = list(evaluation.examples.values())
+        picture = out / "examples.png"
+        grid = image_grid(rows, EXAMPLE_TITLES, row_titles=list(evaluation.examples))
+        Image.fromarray(grid).save(picture)
+        written.append(picture)
+        text += (
+            "\n![one test sample per tier: degraded, restored, clean and the parser's maps]"
+            "(examples.png)\n"
+        )
+    written[1].write_text(text)
+    return written
+
+
+def _finite(values: dict[str, Any]) -> dict[str, Any]:
+    """JSON has no NaN or infinity: those become ``null``."""
+    return {
+        key: None if isinstance(value, float) and not math.isfinite(value) else value
+        for key, value in values.items()
+    }

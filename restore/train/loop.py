@@ -1,0 +1,448 @@
+"""The training loop: one function, ``train``, for one process or many (``torchrun``).
+
+A step: draw ``t`` (a share at exactly 0, the one-step inference time) and the
+transport's noise from a generator seeded by ``(seed, step, rank)``, form ``x_t`` in
+closed form, regress the network's residual on ``x_t - mu`` with the parser's maps and
+weights supervised by the masks and the tier, clip the gradient, skip the step if the
+gradient is not finite, step AdamW at the scheduled learning rate, update the EMA.
+
+Everything random is a function of the seed and the step, so ``resume`` continues
+exactly: a run stopped at step k and resumed equals an uninterrupted one bit for bit on
+the CPU. Only the main process validates, logs and writes checkpoints.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import signal
+import time
+import types
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from skyclear.degrade.seeding import entropy_seed
+from torch import Tensor, nn
+from torch.nn.parallel import DistributedDataParallel
+
+from ..checkpoint import (
+    CheckpointError,
+    link_checkpoint,
+    load_checkpoint,
+    save_checkpoint,
+    train_config_of,
+)
+from ..config import TrainConfig, config_to_dict, save_config
+from ..data import open_dataset
+from ..inference import Restorer
+from ..losses import restoration_loss
+from ..nn import F2DNet
+from ..runtime import autocast, resolve_device, use_bf16, use_channels_last
+from ..transport import Transport
+from .distributed import Processes, start_processes
+from .optim import EMA, learning_rate
+from .sampling import StepSampler, training_loader
+from .validate import validate, validation_indices
+
+__all__ = ["NonFiniteError", "RunFolder", "TrainingInterrupted", "train"]
+
+Report = Callable[[str, dict[str, Any]], None]
+_TRAIN_KEYS = ("degraded", "clean", "masks", "presence", "has_masks")
+
+
+class NonFiniteError(RuntimeError):
+    """Training produced non-finite gradients too many steps in a row."""
+
+
+class TrainingInterrupted(Exception):  # noqa: N818 - an outcome, not a failure
+    """A signal stopped training after the checkpoint was saved."""
+
+    def __init__(self, signal_number: int, step: int) -> None:
+        super().__init__(f"stopped by signal {signal_number} at step {step}")
+        self.signal_number = signal_number
+        self.step = step
+
+
+@dataclass(frozen=True)
+class RunFolder:
+    """The files of a run."""
+
+    root: Path
+
+    @property
+    def config(self) -> Path:
+        return self.root / "config.yaml"
+
+    @property
+    def last(self) -> Path:
+        return self.root / "last.pt"
+
+    @property
+    def best(self) -> Path:
+        return self.root / "best.pt"
+
+    @property
+    def log(self) -> Path:
+        return self.root / "log.jsonl"
+
+    def grid(self, step: int) -> Path:
+        return self.root / "val" / f"step_{step:07d}.png"
+
+
+@dataclass
+class _State:
+    """What a checkpoint restores besides the weights and the optimizer."""
+
+    step: int = 0
+    best: float = -math.inf
+    bad_steps: int = 0
+    metrics: dict[str, float] = field(default_factory=dict)
+
+
+class _Stop:
+    """SIGINT/SIGTERM ask for a save-and-exit at the next step boundary; a second
+    signal stops at once (the last complete checkpoint is still on disk)."""
+
+    def __init__(self) -> None:
+        self.signal_number = 0
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> _Stop:
+        for number in (signal.SIGINT, signal.SIGTERM):
+            self._previous[number] = signal.signal(number, self._handle)
+        return self
+
+    def _handle(self, number: int, frame: types.FrameType | None) -> None:
+        if self.signal_number:
+            raise KeyboardInterrupt
+        self.signal_number = number
+
+    def __exit__(self, *exc: object) -> None:
+        for number, handler in self._previous.items():
+            signal.signal(number, handler)
+
+
+def train(
+    config: TrainConfig,
+    data: str | Path,
+    out: str | Path,
+    resume: bool = False,
+    report: Report | None = None,
+) -> dict[str, Any]:
+    """Train a restorer on the data at ``data`` (see ``restore.data``) into the run folder
+    ``out`` (``config.yaml``, ``last.pt``, ``best.pt``, ``log.jsonl``, ``val/*.png``).
+
+    Args:
+        config: the run's configuration (ignored on resume: the checkpoint's is used).
+        data: a make-cdd11 store, its HDF5 export, a CDD-11 folder or a folder of photos.
+        out: the run folder.
+        resume: continue from ``out/last.pt``.
+        report: called with ``(event, record)`` for ``start``, ``train``, ``val``,
+            ``checkpoint`` and ``end`` events (the main process only).
+
+    Returns:
+        The final record: ``step``, ``best`` and the last validation's ``metrics``.
+
+    Raises:
+        TrainingInterrupted: SIGINT or SIGTERM arrived; a checkpoint was written first.
+        NonFiniteError: the gradient was not finite ``optim.max_bad_steps`` times in a row.
+        FileExistsError: ``out`` already holds a run and ``resume`` is false.
+    """
+    folder = RunFolder(Path(out))
+    payload = None
+    if resume:
+        payload = load_checkpoint(folder.last)
+        config = train_config_of(payload, folder.last)
+    elif folder.last.exists():
+        raise FileExistsError(
+            f"{folder.root} already holds a run; resume it or choose another folder"
+        )
+    device = resolve_device(config.device)
+    processes = start_processes(device.type)
+    if processes.distributed and device.type == "cuda":
+        device = torch.device("cuda", processes.local_rank)
+    try:
+        with _Stop() as stop:
+            return _Trainer(config, data, folder, device, processes, report).run(payload, stop)
+    finally:
+        processes.close()
+
+
+class _Trainer:
+    def __init__(
+        self,
+        config: TrainConfig,
+        data: str | Path,
+        folder: RunFolder,
+        device: torch.device,
+        processes: Processes,
+        report: Report | None,
+    ) -> None:
+        self.config, self.folder, self.device, self.processes = config, folder, device, processes
+        self.report = report if report is not None and processes.main else None
+        self.bf16 = use_bf16(device, config.amp)
+        self.channels_last = use_channels_last(device, config.channels_last)
+        self.transport = Transport(config.transport.schedule())
+        torch.manual_seed(config.seed)
+        self.model = F2DNet(config.model).to(device)
+        if self.channels_last:
+            self.model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+        self.ema = EMA(self.model, config.optim.ema_decay)
+        self.optimizer = torch.optim.AdamW(
+            self.model.parameters(),
+            lr=config.optim.lr,
+            betas=config.optim.betas,
+            weight_decay=config.optim.weight_decay,
+        )
+        self.network: nn.Module = self.model
+        if processes.distributed:
+            ids = [device.index] if device.type == "cuda" else None
+            self.network = DistributedDataParallel(self.model, device_ids=ids)
+        crop, tiers, seed = config.data.crop, config.data.tiers, config.seed
+        self.train_data = open_dataset(data, "train", crop, True, tiers, seed)
+        self.test_data = open_dataset(data, "test", config.data.val_crop, False, tiers, seed)
+        self._check_data()
+        self.state = _State()
+
+    def _check_data(self) -> None:
+        """Fail here, with the reason, rather than inside a loader worker."""
+        try:
+            self.train_data[0]
+        except (ValueError, OSError) as error:
+            raise ValueError(f"cannot draw a training sample: {error}") from error
+
+    # -- checkpoints -------------------------------------------------------------------
+
+    def _payload(self) -> dict[str, Any]:
+        rng: dict[str, Any] = {"torch": torch.get_rng_state()}
+        if self.device.type == "cuda":
+            rng["cuda"] = torch.cuda.get_rng_state_all()
+        return {
+            "config": config_to_dict(self.config),
+            "step": self.state.step,
+            "model": self.model.state_dict(),
+            "ema": self.ema.shadow,
+            "ema_updates": self.ema.updates,
+            "optimizer": self.optimizer.state_dict(),
+            "rng": rng,
+            "best": self.state.best,
+            "bad_steps": self.state.bad_steps,
+            "metrics": self.state.metrics,
+        }
+
+    def _restore(self, payload: dict[str, Any]) -> None:
+        try:
+            self.model.load_state_dict(payload["model"])
+            self.ema.load_state_dict(
+                {"shadow": payload["ema"], "updates": payload.get("ema_updates", 0)}
+            )
+            self.optimizer.load_state_dict(payload["optimizer"])
+        except (KeyError, RuntimeError, ValueError) as error:
+            raise CheckpointError(f"{self.folder.last}: cannot resume from it ({error})") from error
+        torch.set_rng_state(payload["rng"]["torch"])
+        if "cuda" in payload["rng"] and self.device.type == "cuda":
+            torch.cuda.set_rng_state_all(payload["rng"]["cuda"])
+        self.state = _State(
+            step=int(payload["step"]),
+            best=float(payload.get("best", -math.inf)),
+            bad_steps=int(payload.get("bad_steps", 0)),
+            metrics=dict(payload.get("metrics", {})),
+        )
+
+    def _save(self, improved: bool = False) -> None:
+        if self.processes.main:
+            save_checkpoint(self._payload(), self.folder.last)
+            if improved:
+                link_checkpoint(self.folder.last, self.folder.best)
+            self._emit("checkpoint", {"step": self.state.step, "path": str(self.folder.last)})
+        self.processes.barrier()
+
+    # -- logging -----------------------------------------------------------------------
+
+    def _emit(self, event: str, record: dict[str, Any]) -> None:
+        if self.report is not None:
+            self.report(event, record)
+
+    def _log(self, record: dict[str, Any]) -> None:
+        if self.processes.main:
+            with open(self.folder.log, "a") as log:
+                log.write(json.dumps(record, allow_nan=True) + "\n")
+
+    def _trim_log(self) -> None:
+        """On resume, drop records written after the checkpoint (they are redone)."""
+        if not self.processes.main or not self.folder.log.exists():
+            return
+        kept = [
+            line
+            for line in self.folder.log.read_text().splitlines()
+            if line.strip() and json.loads(line).get("step", 0) <= self.state.step
+        ]
+        self.folder.log.write_text("".join(line + "\n" for line in kept))
+
+    # -- the loop ----------------------------------------------------------------------
+
+    def run(self, payload: dict[str, Any] | None, stop: _Stop) -> dict[str, Any]:
+        config = self.config
+        if payload is not None:
+            self._restore(payload)
+            self._trim_log()
+        elif self.processes.main:
+            self.folder.root.mkdir(parents=True, exist_ok=True)
+            save_config(config, self.folder.config)
+        sampler = StepSampler(
+            len(self.train_data),  # type: ignore[arg-type]
+            config.data.batch_size,
+            config.seed,
+            self.state.step,
+            self.processes.rank,
+            self.processes.world,
+        )
+        loader = training_loader(
+            self.train_data, sampler, config.data.workers, self.device.type == "cuda", config.seed
+        )
+        self._emit(
+            "start",
+            {
+                "step": self.state.step,
+                "steps": config.steps,
+                "device": str(self.device),
+                "processes": self.processes.world,
+                "train_samples": len(self.train_data),  # type: ignore[arg-type]
+                "test_samples": len(self.test_data),  # type: ignore[arg-type]
+                "parameters": sum(p.numel() for p in self.model.parameters()),
+            },
+        )
+        batches: Iterator[dict[str, Tensor]] = iter(loader)
+        window: list[dict[str, Tensor]] = []
+        started, done_before = time.perf_counter(), self.state.step
+        while self.state.step < config.steps:
+            terms = self._step(next(batches))
+            window.append(terms)
+            step = self.state.step
+            if step % config.log_every == 0 or step == config.steps:
+                record = self._train_record(window, step, started, done_before)
+                started, done_before, window = time.perf_counter(), step, []
+                self._log(record)
+                self._emit("train", record)
+            validated = step % config.val_every == 0 or step == config.steps
+            improved = self._validate() if validated else False
+            if validated or step % config.ckpt_every == 0:
+                self._save(improved)
+            if self.processes.any(bool(stop.signal_number), self.device):
+                if not (validated or step % config.ckpt_every == 0):
+                    self._save()
+                raise TrainingInterrupted(stop.signal_number or signal.SIGTERM, step)
+        result = {"step": self.state.step, "best": self.state.best, "metrics": self.state.metrics}
+        self._emit("end", result)
+        return result
+
+    def _train_record(
+        self, window: list[dict[str, Tensor]], step: int, started: float, done_before: int
+    ) -> dict[str, Any]:
+        means = {key: float(torch.stack([t[key] for t in window]).mean()) for key in window[0]}
+        seconds = max(time.perf_counter() - started, 1e-9)
+        samples = (step - done_before) * self.config.data.batch_size
+        return {
+            "kind": "train",
+            "step": step,
+            **means,
+            "lr": learning_rate(step - 1, self.config.steps, self.config.optim),
+            "samples_per_second": samples / seconds,
+        }
+
+    def _noise(self, degraded: Tensor) -> tuple[Tensor, Tensor]:
+        """Times and the transport's noise for this step (a function of seed, step, rank)."""
+        seed = entropy_seed(self.config.seed, 2, self.state.step, self.processes.rank)
+        generator = torch.Generator(device=self.device).manual_seed(seed)
+        batch = degraded.shape[0]
+        t = torch.rand(batch, generator=generator, device=self.device)
+        at_zero = torch.rand(batch, generator=generator, device=self.device)
+        t = torch.where(at_zero < self.config.transport.t0_fraction, torch.zeros_like(t), t)
+        noise = torch.randn(degraded.shape, generator=generator, device=self.device)
+        return t, noise
+
+    def _step(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
+        config, device = self.config, self.device
+        memory = torch.channels_last if self.channels_last else torch.contiguous_format
+        degraded, clean, masks, presence, has_masks = (
+            batch[key].to(device, non_blocking=True) for key in _TRAIN_KEYS
+        )
+        degraded = degraded.contiguous(memory_format=memory)
+        clean = clean.contiguous(memory_format=memory)
+        t, noise = self._noise(degraded)
+        x_t = self.transport.marginal(degraded, clean, t, noise)
+        self.model.train()
+        with autocast(device, self.bf16):
+            residual, aux = self.network(x_t, t, degraded, return_aux=True)
+        routed = config.model.factorized
+        terms = restoration_loss(
+            residual,
+            self.transport.target(x_t, clean),
+            maps=aux.maps if routed else None,
+            weights=aux.weights if routed else None,
+            masks=masks,
+            presence=presence,
+            has_masks=has_masks,
+            loss_weights=config.loss,
+        )
+        self.optimizer.zero_grad(set_to_none=True)
+        terms["loss"].backward()
+        clip = config.optim.grad_clip or math.inf
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), clip)
+        if torch.isfinite(grad_norm):
+            for group in self.optimizer.param_groups:
+                group["lr"] = learning_rate(self.state.step, config.steps, config.optim)
+            self.optimizer.step()
+            self.ema.update(self.model)
+            self.state.bad_steps = 0
+        else:
+            self.optimizer.zero_grad(set_to_none=True)
+            self.state.bad_steps += 1
+            if self.state.bad_steps >= config.optim.max_bad_steps:
+                self._save()
+                raise NonFiniteError(
+                    f"the gradient was not finite in {self.state.bad_steps} steps in a row "
+                    f"(up to step {self.state.step + 1}); lower optim.lr or check the data. "
+                    f"The last good weights are in {self.folder.last}"
+                )
+        self.state.step += 1
+        return {
+            **{key: value.detach() for key, value in terms.items()},
+            "grad_norm": grad_norm.detach(),
+        }
+
+    def _validate(self) -> bool:
+        """Score the EMA weights on the test samples; True when they are the best yet."""
+        if not self.processes.main:
+            return False
+        if len(self.test_data) == 0:  # type: ignore[arg-type]
+            return False
+        evaluated = F2DNet(self.config.model).to(self.device)
+        evaluated.load_state_dict(self.ema.shadow)
+        restorer = Restorer(
+            evaluated.eval(),
+            self.transport,
+            self.config,
+            self.device,
+            self.bf16,
+            self.channels_last,
+        )
+        indices = validation_indices(
+            len(self.test_data),  # type: ignore[arg-type]
+            self.config.data.val_samples,
+            self.config.seed,
+        )
+        step = self.state.step
+        grid = self.folder.grid(step) if self.config.data.grid_samples else None
+        metrics = validate(restorer, self.test_data, indices, self.config.data.grid_samples, grid)
+        self.state.metrics = metrics
+        improved = metrics["psnr"] > self.state.best
+        if improved:
+            self.state.best = metrics["psnr"]
+        record = {"kind": "val", "step": step, **metrics, "best_psnr": self.state.best}
+        self._log(record)
+        self._emit("val", {**record, "grid": str(grid) if grid else None})
+        return improved

@@ -1,0 +1,177 @@
+"""Training end to end on the CPU: learning, exact resume, signals, DDP, the guard."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from skyclear.degrade.names import TIERS
+from skyclear.restore.checkpoint import load_checkpoint
+from skyclear.restore.evaluate import evaluate_checkpoint
+from skyclear.restore.train import NonFiniteError, TrainingInterrupted, train
+
+from .runs import quick_config
+
+TRAINING_TIERS = ("low", "low_haze")
+
+
+def _log(run: Path) -> list[dict]:
+    return [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+
+
+def test_tiny_run_learns_and_beats_the_input(store: Path, tmp_path: Path) -> None:
+    config = quick_config(
+        "steps=40",
+        "data.batch_size=8",
+        f"data.tiers={list(TRAINING_TIERS)}",
+        "optim.lr=3e-3",
+        "optim.warmup_steps=5",
+        "optim.ema_decay=0.9",
+        "log_every=5",
+        "val_every=20",
+        "ckpt_every=20",
+    )
+    result = train(config, store, tmp_path / "run")
+    assert result["step"] == 40
+    losses = [r["residual"] for r in _log(tmp_path / "run") if r["kind"] == "train"]
+    assert sum(losses[-3:]) / 3 < 0.5 * sum(losses[:3]) / 3
+    evaluation = evaluate_checkpoint(tmp_path / "run" / "best.pt", store, split="train")
+    scores = {row.name: row.scores for row in evaluation.rows}
+    assert list(evaluation.examples) == list(TIERS)  # one example per tier, in order
+    for tier in TRAINING_TIERS:
+        assert scores[tier]["psnr"] > scores[tier]["input_psnr"] + 3.0, tier
+    run = tmp_path / "run"
+    assert {p.name for p in run.iterdir()} >= {"config.yaml", "last.pt", "best.pt", "log.jsonl"}
+    assert len(list((run / "val").glob("step_*.png"))) == 2
+
+
+def test_resume_equals_uninterrupted_training(store: Path, tmp_path: Path) -> None:
+    config = quick_config("steps=6", "data.workers=1")
+    train(config, store, tmp_path / "whole")
+
+    def stop_at_three(event: str, record: dict) -> None:
+        if event == "checkpoint" and record["step"] == 3:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    with pytest.raises(TrainingInterrupted) as stopped:
+        train(config, store, tmp_path / "halves", report=stop_at_three)
+    assert stopped.value.step == 3 and stopped.value.signal_number == signal.SIGTERM
+    train(config, store, tmp_path / "halves", resume=True)
+
+    one = load_checkpoint(tmp_path / "whole" / "last.pt")
+    two = load_checkpoint(tmp_path / "halves" / "last.pt")
+    assert one["step"] == two["step"] == 6
+    for key in ("model", "ema"):
+        for name, value in one[key].items():
+            assert torch.equal(value, two[key][name]), (key, name)
+    for state_one, state_two in zip(
+        one["optimizer"]["state"].values(), two["optimizer"]["state"].values(), strict=True
+    ):
+        assert all(torch.equal(state_one[k], state_two[k]) for k in state_one)
+    records = [(r["kind"], r["step"]) for r in _log(tmp_path / "halves")]
+    assert records == [(r["kind"], r["step"]) for r in _log(tmp_path / "whole")]
+
+
+def test_existing_run_is_not_overwritten(store: Path, tmp_path: Path) -> None:
+    train(quick_config("steps=2"), store, tmp_path / "run")
+    before = (tmp_path / "run" / "last.pt").read_bytes()
+    with pytest.raises(FileExistsError, match="already holds a run"):
+        train(quick_config("steps=2"), store, tmp_path / "run")
+    assert (tmp_path / "run" / "last.pt").read_bytes() == before
+
+
+def test_non_finite_gradients_stop_with_a_clear_error(
+    store: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import skyclear.restore.train.loop as loop
+
+    real = loop.restoration_loss
+
+    def poisoned(*args: object, **kwargs: object) -> dict[str, torch.Tensor]:
+        terms = real(*args, **kwargs)  # type: ignore[arg-type]
+        terms["loss"] = terms["loss"] * float("nan")
+        return terms
+
+    monkeypatch.setattr(loop, "restoration_loss", poisoned)
+    with pytest.raises(NonFiniteError, match="not finite in 3 steps in a row"):
+        train(quick_config("optim.max_bad_steps=3"), store, tmp_path / "run")
+    payload = load_checkpoint(tmp_path / "run" / "last.pt")
+    assert payload["step"] == 2  # skipped steps count, the weights stay the initial ones
+
+
+def _command(*args: str) -> list[str]:
+    return [sys.executable, "-m", "skyclear.cli.restore", *args]
+
+
+def _environment() -> dict[str, str]:
+    return {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+
+
+@pytest.mark.slow
+def test_sigterm_saves_a_loadable_checkpoint(store: Path, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    process = subprocess.Popen(
+        _command(
+            "train",
+            "--data",
+            str(store),
+            "--out",
+            str(run),
+            "--steps",
+            "100000",
+            "--crop",
+            "32",
+            "--batch-size",
+            "2",
+            "--workers",
+            "1",
+            "--device",
+            "cpu",
+            "--set",
+            "val_every=100000",
+            "--set",
+            "ckpt_every=100000",
+            "--set",
+            "log_every=1",
+        ),
+        env=_environment(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 120
+    while not (run / "log.jsonl").exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert (run / "log.jsonl").exists(), process.communicate()
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 143, stderr
+    assert "stopped by SIGTERM" in stderr and "--resume" in stderr
+    payload = load_checkpoint(run / "last.pt")
+    assert payload["step"] >= 1
+    assert not list(run.glob(".*.tmp"))
+
+
+@pytest.mark.slow
+def test_two_process_ddp_on_gloo(store: Path, tmp_path: Path) -> None:
+    run = tmp_path / "ddp"
+    command = [
+        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+        "-m", "skyclear.cli.restore",
+        "train", "--data", str(store), "--out", str(run), "--steps", "4", "--crop", "32",
+        "--batch-size", "4", "--workers", "0", "--device", "cpu",
+        "--set", "val_every=4", "--set", "log_every=2", "--set", "data.val_samples=2",
+    ]  # fmt: skip
+    done = subprocess.run(command, env=_environment(), capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    payload = load_checkpoint(run / "last.pt")
+    assert payload["step"] == 4
+    assert [r["step"] for r in _log(run) if r["kind"] == "train"] == [2, 4]
+    assert done.stdout.count("trained 4 steps") == 1  # one process reports
