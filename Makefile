@@ -24,6 +24,11 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e ".[test]"
 	@touch $@
 
+DEMO_STEPS ?= 300
+
+# The whole story on the embedded sample photos: previews, a CDD-11-style store, a few
+# minutes of CPU training of the tiny restorer, its per-tier evaluation, and restored
+# test photos. Run again, each stage resumes or keeps what is done.
 demo: install
 	$(VENV)/bin/degrade samples --out $(DEMO)/samples
 	@for image in $(DEMO)/samples/photos/*.png; do \
@@ -34,7 +39,21 @@ demo: install
 	done
 	$(VENV)/bin/degrade make-cdd11 --src $(DEMO)/samples/photos --out $(DEMO)/cdd11.zarr \
 		--size 256 --variants 2 --workers 2 --test-fraction 0.2
-	@echo "demo: previews in $(DEMO)/previews/, a CDD-11-style dataset in $(DEMO)/cdd11.zarr"
+	@if [ -f $(DEMO)/run/last.pt ]; then \
+		$(VENV)/bin/restore train --data $(DEMO)/cdd11.zarr --out $(DEMO)/run --resume; \
+	else \
+		$(VENV)/bin/restore train --data $(DEMO)/cdd11.zarr --out $(DEMO)/run --config tiny \
+			--steps $(DEMO_STEPS) --crop 128 --batch-size 8 --workers 1 --lr 2e-3 \
+			--set optim.warmup_steps=20 --set optim.ema_decay=0.99 --set val_every=100; \
+	fi
+	$(VENV)/bin/restore eval --ckpt $(DEMO)/run/best.pt --data $(DEMO)/cdd11.zarr \
+		--out $(DEMO)/report
+	@[ -d $(DEMO)/cdd11 ] || $(VENV)/bin/degrade export --store $(DEMO)/cdd11.zarr \
+		--format folder --out $(DEMO)/cdd11
+	$(VENV)/bin/restore run --ckpt $(DEMO)/run/best.pt --input $(DEMO)/cdd11/test/low_haze_snow \
+		--out $(DEMO)/restored --save-maps
+	@echo "demo: previews in $(DEMO)/previews/, the dataset in $(DEMO)/cdd11.zarr, the run in" \
+		"$(DEMO)/run/, the report in $(DEMO)/report/eval.md, restored photos in $(DEMO)/restored/"
 
 lint: install
 	$(VENV)/bin/ruff check .

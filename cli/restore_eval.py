@@ -32,7 +32,7 @@ import click
 @click.option(
     "--out",
     type=click.Path(file_okay=False, path_type=Path),
-    help="Folder for eval.json and eval.md (default: print only).",
+    help="Folder for eval.json, eval.md and examples.png (default: print only).",
 )
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
 @click.option(
@@ -46,6 +46,17 @@ import click
 @click.option(
     "--workers", type=click.IntRange(0), default=0, show_default=True, help="Loader processes."
 )
+@click.option(
+    "--lpips-alexnet",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="torchvision's AlexNet weights (alexnet-owt-7be5be79.pth), for LPIPS; with --lpips-lin.",
+)
+@click.option(
+    "--lpips-lin",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="The LPIPS v0.1 linear layers for AlexNet (alex.pth of the lpips package); "
+    "with --lpips-alexnet.",
+)
 def evaluate(
     ckpt: Path,
     data: Path,
@@ -56,17 +67,26 @@ def evaluate(
     weights: str,
     y_channel: bool,
     workers: int,
+    lpips_alexnet: Path | None,
+    lpips_lin: Path | None,
 ) -> None:
     """Score a checkpoint tier by tier at full resolution: PSNR and SSIM (8-bit RGB),
     selectivity ratio, mask MAE and presence accuracy, with single / pair / triple
     averages and the untouched input's scores beside them.
 
     With --out: eval.json (every sample's scores too), eval.md and examples.png (one
-    test sample per tier: degraded, restored, clean and the parser's four maps)."""
+    test sample per tier: degraded, restored, clean and the parser's four maps).
+
+    With --lpips-alexnet and --lpips-lin: LPIPS (v0.1, AlexNet) of the restored and the
+    input images against the clean ones, as two more columns. Both weight files must
+    already be on disk; nothing is downloaded, and they are read without running code."""
     from skyclear.restore.checkpoint import CheckpointError
     from skyclear.restore.evaluate import evaluate_checkpoint
     from skyclear.restore.report import to_markdown, write_report
     from tqdm import tqdm
+
+    if (lpips_alexnet is None) != (lpips_lin is None):
+        raise click.UsageError("--lpips-alexnet and --lpips-lin go together: give both")
 
     bar: Any = None
 
@@ -75,6 +95,11 @@ def evaluate(
         bar = tqdm(total=total, unit=" images", desc="eval", dynamic_ncols=True)
 
     try:
+        lpips = None
+        if lpips_alexnet is not None and lpips_lin is not None:
+            from skyclear.restore.perceptual import LPIPS
+
+            lpips = LPIPS.from_files(lpips_alexnet, lpips_lin)
         evaluation = evaluate_checkpoint(
             ckpt,
             data,
@@ -86,6 +111,7 @@ def evaluate(
             weights,
             progress=lambda n: bar.update(n),
             on_start=start,
+            lpips=lpips,
         )
     except (CheckpointError, ValueError) as error:
         raise click.UsageError(str(error)) from error
@@ -102,5 +128,7 @@ def evaluate(
             "weights": weights,
             "channel": "Y" if y_channel else "RGB",
         }
+        if lpips_alexnet is not None and lpips_lin is not None:
+            meta |= {"lpips_alexnet": str(lpips_alexnet), "lpips_lin": str(lpips_lin)}
         paths = write_report(evaluation, meta, out)
         click.echo("wrote " + ", ".join(str(path) for path in paths))

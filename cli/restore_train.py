@@ -70,24 +70,25 @@ def train(
     SIGINT or SIGTERM saves a checkpoint and exits (130 or 143); --resume continues.
     """
     from skyclear.restore.checkpoint import CheckpointError
-    from skyclear.restore.config import ConfigError, TrainConfig, load_config, override, preset
+    from skyclear.restore.config import ConfigError, load_config, override, preset
     from skyclear.restore.train import NonFiniteError, TrainingInterrupted
     from skyclear.restore.train import train as run_training
 
     shorthands = [f"{_SHORTHANDS[k]}={v}" for k, v in flags.items() if v is not None]
-    if resume and (shorthands or assignments or config_name != "tiny"):
+    changes = [*assignments, *shorthands]
+    if resume and _named_config():
         raise click.UsageError(
-            "--resume continues the run with its saved config; drop the "
-            "config options (or start a new run folder)"
+            "--resume continues the run with its saved config; --config cannot replace it "
+            "(--set and the shorthand flags can change single values)"
         )
     try:
         if resume:
-            config = TrainConfig()  # replaced by the checkpoint's
+            config = _resumed_config(out, changes)
         elif Path(config_name).suffix in (".yaml", ".yml"):
-            config = override(load_config(config_name), [*assignments, *shorthands])
+            config = override(load_config(config_name), changes)
         else:
-            config = override(preset(config_name), [*assignments, *shorthands])
-    except ConfigError as error:
+            config = override(preset(config_name), changes)
+    except (ConfigError, CheckpointError) as error:
         raise click.UsageError(str(error)) from error
 
     reporter = _Progress()
@@ -95,6 +96,8 @@ def train(
         result = run_training(config, data, out, resume=resume, report=reporter)
     except TrainingInterrupted as stopped:
         reporter.close()
+        if not reporter.started:
+            sys.exit(128 + stopped.signal_number)  # another process of the group reports
         name = signal.Signals(stopped.signal_number).name
         click.echo(
             f"stopped by {name} at step {stopped.step}; checkpoint {out / 'last.pt'}. "
@@ -116,6 +119,23 @@ def train(
         f"trained {result['step']} steps into {out}"
         + (f"; best validation PSNR {best:.2f} dB (best.pt)" if best > float("-inf") else "")
     )
+
+
+def _named_config() -> bool:
+    """Whether --config was given (its default is the tiny preset)."""
+    source = click.get_current_context().get_parameter_source("config_name")
+    return source is not None and source.name != "DEFAULT"
+
+
+def _resumed_config(out: Path, changes: list[str]) -> Any:
+    """The saved config of the run in ``out``, with ``changes`` applied (None: as saved)."""
+    from skyclear.restore.checkpoint import load_checkpoint, train_config_of
+    from skyclear.restore.config import override
+
+    if not changes:
+        return None
+    last = out / "last.pt"
+    return override(train_config_of(load_checkpoint(last), last), changes)
 
 
 class _Progress:

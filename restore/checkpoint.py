@@ -8,10 +8,15 @@ executed. The payload:
 * ``format``: ``"skyclear.restore/1"``;
 * ``config``: the ``TrainConfig`` as a nested dict;
 * ``step``: optimizer steps done;
-* ``model`` and ``ema``: state dicts of the network and of its moving average;
+* ``model`` and ``ema``: state dicts of the network and of its moving average, and
+  ``ema_updates``: how many updates the average has had;
 * ``optimizer``: the AdamW state dict;
 * ``rng``: torch's CPU (and CUDA) generator states;
-* ``best``: the best validation PSNR so far, and ``metrics``: the last validation's.
+* ``best``: the best validation PSNR so far, ``metrics``: the last validation's, and
+  ``bad_steps``: consecutive non-finite steps.
+
+``model``, ``ema``, ``config``, ``step`` and ``format`` are required (they are all that
+inference needs); the rest only matters to ``restore train --resume``.
 
 Writing goes to a temporary file in the same folder, is flushed to disk, then renamed over
 the old file, so a crash at any point leaves the previous checkpoint intact.
@@ -22,6 +27,7 @@ from __future__ import annotations
 import os
 import pickle
 import re
+import shutil
 import typing
 import zipfile
 from pathlib import Path
@@ -36,6 +42,7 @@ __all__ = [
     "CheckpointError",
     "link_checkpoint",
     "load_checkpoint",
+    "read_weights_only",
     "save_checkpoint",
     "train_config_of",
 ]
@@ -74,7 +81,10 @@ def link_checkpoint(source: str | Path, path: str | Path) -> None:
         try:
             os.link(source, temporary)
         except OSError:
-            temporary.write_bytes(source.read_bytes())
+            with open(source, "rb") as original, open(temporary, "wb") as copy:
+                shutil.copyfileobj(original, copy)
+                copy.flush()
+                os.fsync(copy.fileno())
         os.replace(temporary, path)
     finally:
         temporary.unlink(missing_ok=True)
@@ -107,17 +117,7 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         raise CheckpointError(f"{path}: no such checkpoint file")
     if not zipfile.is_zipfile(path):
         raise CheckpointError(f"{path}: not a readable checkpoint (not a torch.save archive)")
-    try:
-        payload = torch.load(path, map_location=map_location, weights_only=True)
-    except pickle.UnpicklingError as error:
-        found = re.search(r"GLOBAL ([\w.]+)", str(error))
-        raise CheckpointError(
-            f"{path}: refused; it holds objects that only unrestricted unpickling could "
-            f"load, which can run arbitrary code"
-            + (f" (it would call {found.group(1)})" if found else "")
-        ) from error
-    except Exception as error:  # a malformed file fails anywhere inside the unpickler
-        raise CheckpointError(f"{path}: not a readable checkpoint ({error})") from error
+    payload = read_weights_only(path, "checkpoint", map_location)
     if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
         kind = payload.get("format") if isinstance(payload, dict) else type(payload).__name__
         raise CheckpointError(
@@ -128,6 +128,29 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     if missing:
         raise CheckpointError(f"{path}: malformed checkpoint, missing {missing}")
     return typing.cast(dict[str, Any], payload)
+
+
+def read_weights_only(
+    path: Path, kind: str = "checkpoint", map_location: str | torch.device = "cpu"
+) -> Any:
+    """``torch.load(path, weights_only=True)`` with every failure a ``CheckpointError``
+    saying why: a file that would need unrestricted unpickling is refused, naming the
+    callable it would have run; anything else unreadable is called so (``kind`` names
+    what the file should have been)."""
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as error:
+        # The weights-only unpickler names the callable it refused to import; any other
+        # unpickling failure is a damaged or foreign file.
+        found = re.search(r"GLOBAL ([\w.]+)", str(error))
+        if found is None:
+            raise CheckpointError(f"{path}: not a readable {kind} ({error})") from error
+        raise CheckpointError(
+            f"{path}: refused; it holds objects that only unrestricted unpickling could "
+            f"load, which can run arbitrary code (it would call {found.group(1)})"
+        ) from error
+    except Exception as error:  # a malformed file fails anywhere inside the unpickler
+        raise CheckpointError(f"{path}: not a readable {kind} ({error})") from error
 
 
 def train_config_of(payload: dict[str, Any], path: str | Path = "checkpoint") -> TrainConfig:

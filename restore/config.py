@@ -13,6 +13,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
 import typing
 from dataclasses import dataclass, field, fields
@@ -44,6 +45,29 @@ __all__ = [
 
 class ConfigError(ValueError):
     """A configuration that cannot be used; the message names the key."""
+
+
+class _Loader(yaml.SafeLoader):
+    """YAML with the 1.2 core schema's scalars: only ``true``/``false`` are booleans (so
+    ``amp: off`` stays a string) and ``1e-3`` is a float, as a person means them."""
+
+
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, regex) for tag, regex in resolvers if tag != "tag:yaml.org,2002:bool"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)$"),
+    list("-+0123456789."),
+)
+
+
+def _parse(text: str) -> Any:
+    return yaml.load(text, Loader=_Loader)
 
 
 @dataclass(frozen=True)
@@ -80,7 +104,7 @@ class DataConfig:
         crop: side of the random square crop of each training sample.
         workers: DataLoader worker processes per training process (one thread each).
         tiers: train on these tiers only (``None``: every tier in the data).
-        val_samples: test-split samples scored at each validation (spread evenly).
+        val_samples: test-split samples scored at each validation (a fixed random choice).
         val_crop: centre crop of the validation samples (``None``: full images).
         grid_samples: samples drawn in the validation image grid.
     """
@@ -278,11 +302,6 @@ def _coerce(value: Any, kind: Any, where: str) -> Any:
         )
     if kind is float and isinstance(value, int | float) and not isinstance(value, bool):
         return float(value)
-    if kind is float and isinstance(value, str):
-        try:  # YAML 1.1 reads exponents without a dot ("3e-3") as strings
-            return float(value)
-        except ValueError:
-            pass
     if kind in (int, str, bool) and type(value) is kind:
         return value
     raise ConfigError(f"{where} must be {getattr(kind, '__name__', kind)}, got {value!r}")
@@ -296,7 +315,7 @@ def override(config: TrainConfig, assignments: list[str] | tuple[str, ...]) -> T
         if not sep or not key:
             raise ConfigError(f"--set needs key=value, got {assignment!r}")
         try:
-            value = yaml.safe_load(text) if text.strip() else ""
+            value = _parse(text) if text.strip() else ""
         except yaml.YAMLError as error:
             raise ConfigError(f"{key}: cannot parse {text!r} ({error})") from error
         node = data
@@ -321,7 +340,7 @@ def load_config(path: str | Path) -> TrainConfig:
     """Read a YAML config strictly; keys left out take their defaults."""
     path = Path(path)
     try:
-        data = yaml.safe_load(path.read_text())
+        data = _parse(path.read_text())
     except (OSError, yaml.YAMLError) as error:
         raise ConfigError(f"{path}: {error}") from error
     try:

@@ -5,7 +5,10 @@ SSIM against the clean image), with the untouched input scored the same way as t
 baseline. The routing is scored by the selectivity ratio (mean gated activation of the
 present degradations over the absent ones), the mask error (mean absolute difference of
 the parser's maps from the ground-truth masks, where the data has masks) and the
-presence accuracy of the parser's global weights.
+presence accuracy of the parser's global weights. Given an LPIPS metric (see
+``perceptual``), the 8-bit restored and input images are also scored by LPIPS against the
+clean one (``lpips`` and ``input_lpips``, always on RGB); without one those columns are
+absent, not NaN.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import numpy as np
 import torch
 from numpy.typing import NDArray
 from skyclear.degrade.names import TIERS
-from torch import Tensor
+from torch import Tensor, nn
 
 from . import metrics
 from .nn import Aux
@@ -29,6 +32,7 @@ from .visual import coloured_maps, to_uint8
 __all__ = [
     "COLUMNS",
     "GROUPS",
+    "LPIPS_COLUMNS",
     "Evaluation",
     "Row",
     "evaluate",
@@ -36,6 +40,7 @@ __all__ = [
     "mean_scores",
     "records_of",
     "score_batch",
+    "score_columns",
     "summarize",
 ]
 
@@ -45,6 +50,19 @@ COLUMNS: tuple[str, ...] = (
     "input_ssim",
     "psnr",
     "ssim",
+    "selectivity",
+    "mask_mae",
+    "presence_accuracy",
+)
+#: Scores present only when an LPIPS metric is given.
+LPIPS_COLUMNS: tuple[str, ...] = ("input_lpips", "lpips")
+_TABLE_ORDER = (
+    "input_psnr",
+    "input_ssim",
+    "input_lpips",
+    "psnr",
+    "ssim",
+    "lpips",
     "selectivity",
     "mask_mae",
     "presence_accuracy",
@@ -59,6 +77,13 @@ GROUPS: dict[str, tuple[str, ...]] = {
 Restore = Callable[[Tensor], tuple[Tensor, Aux]]
 
 
+def score_columns(keys: Iterable[str] = ()) -> tuple[str, ...]:
+    """The score columns of a table, in table order: ``COLUMNS``, plus those of
+    ``LPIPS_COLUMNS`` found among ``keys`` (a record's or a row's score names)."""
+    present = set(keys)
+    return tuple(c for c in _TABLE_ORDER if c in COLUMNS or c in present)
+
+
 def score_batch(
     degraded: Tensor,
     restored: Tensor,
@@ -68,13 +93,16 @@ def score_batch(
     presence: Tensor,
     has_masks: Tensor,
     y_channel: bool = False,
+    lpips: nn.Module | None = None,
 ) -> dict[str, Tensor]:
     """Per-sample scores ``(B,)`` (float64) of a restored batch; NaN where a score does not
     apply (mask error without ground-truth masks). ``y_channel`` scores PSNR and SSIM on
-    the BT.601 luma instead of RGB."""
+    the BT.601 luma instead of RGB. With ``lpips`` (a ``perceptual.LPIPS``), also
+    ``input_lpips`` and ``lpips``: the 8-bit input and restoration against the clean image,
+    computed on the metric's device."""
     mask_error = metrics.mask_mae(aux.maps, masks)
     nan = torch.full_like(mask_error, math.nan)
-    return {
+    scores = {
         "input_psnr": metrics.psnr(degraded, clean, y_channel),
         "input_ssim": metrics.ssim(degraded, clean, y_channel),
         "psnr": metrics.psnr(restored, clean, y_channel),
@@ -83,12 +111,29 @@ def score_batch(
         "mask_mae": torch.where(has_masks.to(mask_error.device), mask_error, nan),
         "presence_accuracy": metrics.presence_accuracy(aux.weights, presence),
     }
+    if lpips is not None:
+        scores["input_lpips"] = _lpips_of(lpips, degraded, clean)
+        scores["lpips"] = _lpips_of(lpips, restored, clean)
+    return scores
+
+
+def _lpips_of(lpips: nn.Module, image: Tensor, clean: Tensor) -> Tensor:
+    """LPIPS of the 8-bit images, computed on the metric's device, float64 on the image's."""
+    device = next(lpips.parameters()).device
+    eight_bit = [metrics.quantize8(x).to(device, torch.float32) for x in (image, clean)]
+    with torch.no_grad():
+        return lpips(*eight_bit).double().to(image.device)
 
 
 def records_of(
-    batch: dict[str, Any], restored: Tensor, aux: Aux, y_channel: bool = False
+    batch: dict[str, Any],
+    restored: Tensor,
+    aux: Aux,
+    y_channel: bool = False,
+    lpips: nn.Module | None = None,
 ) -> list[dict[str, Any]]:
-    """One record per sample of a restored batch: ``{"tier": name, **scores}``."""
+    """One record per sample of a restored batch: ``{"tier": name, **scores}`` (see
+    ``score_batch``)."""
     scores = score_batch(
         batch["degraded"].cpu(),
         restored.cpu(),
@@ -98,6 +143,7 @@ def records_of(
         batch["presence"].cpu(),
         batch["has_masks"].cpu(),
         y_channel,
+        lpips,
     )
     return [
         {"tier": TIERS[tier], **{key: float(value[i]) for key, value in scores.items()}}
@@ -112,15 +158,16 @@ def evaluate(
     progress: Callable[[int], None] | None = None,
     y_channel: bool = False,
     on_batch: Callable[[dict[str, Any], Tensor, Aux], None] | None = None,
+    lpips: nn.Module | None = None,
 ) -> list[dict[str, Any]]:
     """Restore and score every sample of an iterable of batches (a DataLoader over a
-    skyclear dataset), one record per sample (see ``records_of``). ``on_batch`` sees each
-    batch with its restoration."""
+    skyclear dataset), one record per sample (see ``records_of``; ``lpips`` adds the LPIPS
+    scores). ``on_batch`` sees each batch with its restoration."""
     records: list[dict[str, Any]] = []
     for batch in samples:
         degraded = batch["degraded"].to(device)
         restored, aux = restore(degraded)
-        records += records_of(batch, restored, aux, y_channel)
+        records += records_of(batch, restored, aux, y_channel, lpips)
         if on_batch is not None:
             on_batch(batch, restored, aux)
         if progress is not None:
@@ -129,11 +176,12 @@ def evaluate(
 
 
 def mean_scores(records: Sequence[dict[str, Any]]) -> dict[str, float]:
-    """The mean of each score over the records where it is finite (NaN where none is:
-    an infinite PSNR means identical images and is left out)."""
+    """The mean of each score (``score_columns`` of the records) over the records where it
+    is finite (NaN where none is: an infinite PSNR means identical images and is left
+    out)."""
     means = {}
-    for column in COLUMNS:
-        values = [r[column] for r in records if math.isfinite(r[column])]
+    for column in score_columns(key for record in records for key in record):
+        values = [r[column] for r in records if math.isfinite(r.get(column, math.nan))]
         means[column] = sum(values) / len(values) if values else math.nan
     return means
 
@@ -185,16 +233,20 @@ def evaluate_checkpoint(
     weights: str = "ema",
     progress: Callable[[int], None] | None = None,
     on_start: Callable[[int], None] | None = None,
+    lpips: nn.Module | None = None,
 ) -> Evaluation:
     """Restore every sample of a split at full resolution and score it; keep the first
     sample of each tier as an example. ``on_start`` is called with the number of samples
-    before the first is restored."""
+    before the first is restored. ``lpips`` (a ``perceptual.LPIPS``, moved to the
+    restorer's device) adds the LPIPS scores."""
     from torch.utils.data import DataLoader
 
     from .data import open_dataset
     from .inference import Restorer
 
     restorer = Restorer.from_checkpoint(checkpoint, device=device, weights=weights)
+    if lpips is not None:
+        lpips.to(restorer.device)
     dataset = open_dataset(data, split, None, False, seed=restorer.config.seed)
     if on_start is not None:
         on_start(len(dataset))  # type: ignore[arg-type]
@@ -217,7 +269,7 @@ def evaluate_checkpoint(
             images = (batch["degraded"][0], restored[0], batch["clean"][0])
             examples[tier] = [*(to_uint8(i) for i in images), *coloured_maps(aux.maps[0])]
 
-    records = evaluate(restore, loader, restorer.device, progress, y_channel, keep_example)
+    records = evaluate(restore, loader, restorer.device, progress, y_channel, keep_example, lpips)
     ordered = {tier: examples[tier] for tier in TIERS if tier in examples}
     return Evaluation(summarize(records), records, ordered)
 

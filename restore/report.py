@@ -10,7 +10,7 @@ from typing import Any
 
 from PIL import Image
 
-from .evaluate import COLUMNS, GROUPS, Evaluation, Row
+from .evaluate import GROUPS, Evaluation, Row, score_columns
 from .visual import image_grid
 
 __all__ = ["EXAMPLE_TITLES", "to_markdown", "write_report"]
@@ -21,8 +21,10 @@ EXAMPLE_TITLES = ["degraded", "restored", "clean", "low", "haze", "rain", "snow"
 _HEADERS = {
     "input_psnr": "input PSNR",
     "input_ssim": "input SSIM",
+    "input_lpips": "input LPIPS",
     "psnr": "PSNR",
     "ssim": "SSIM",
+    "lpips": "LPIPS",
     "selectivity": "selectivity",
     "mask_mae": "mask MAE",
     "presence_accuracy": "presence acc.",
@@ -38,26 +40,25 @@ def _cell(column: str, value: float) -> str:
 
 def to_markdown(rows: Sequence[Row]) -> str:
     """The table in Markdown: restored scores per row, the untouched input's PSNR and SSIM
-    beside them, and a last ``input (untouched)`` baseline row over all samples."""
-    header = ["tier", "n", *(_HEADERS[c] for c in COLUMNS)]
+    (and LPIPS, where the rows have it) beside them, and a last ``input (untouched)``
+    baseline row over all samples with the input's scores under the restored columns."""
+    columns = score_columns(key for row in rows for key in row.scores)
+    header = ["tier", "n", *(_HEADERS[c] for c in columns)]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in rows:
-        cells = [row.name, str(row.count), *(_cell(c, row.scores[c]) for c in COLUMNS)]
         name = f"**{row.name}**" if row.name in (*GROUPS, "all") else row.name
-        lines.append("| " + " | ".join([name, *cells[1:]]) + " |")
+        cells = [_cell(c, row.scores.get(c, math.nan)) for c in columns]
+        lines.append("| " + " | ".join([name, str(row.count), *cells]) + " |")
     everything = next((row for row in rows if row.name == "all"), None)
     if everything is not None:
-        baseline = [
-            "input (untouched)",
-            str(everything.count),
-            "",
-            "",
-            _cell("psnr", everything.scores["input_psnr"]),
-            _cell("ssim", everything.scores["input_ssim"]),
-            "–",
-            "–",
-            "–",
-        ]
+        baseline = ["input (untouched)", str(everything.count)]
+        for column in columns:
+            if column.startswith("input_"):
+                baseline.append("")
+            elif f"input_{column}" in columns:
+                baseline.append(_cell(column, everything.scores.get(f"input_{column}", math.nan)))
+            else:
+                baseline.append("–")
         lines.append("| " + " | ".join(baseline) + " |")
     return "\n".join(lines) + "\n"
 

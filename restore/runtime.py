@@ -14,11 +14,18 @@ def resolve_device(name: str = "auto") -> torch.device:
     """``auto`` is CUDA when present, else the CPU; a named CUDA device must exist."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {name!r} asked for, but no CUDA device is available")
+    try:
+        device = torch.device(name)
+    except RuntimeError as error:
+        raise ValueError(f"device must be auto, cpu, cuda or cuda:N, got {name!r}") from error
     if device.type not in ("cpu", "cuda"):
-        raise ValueError(f"device must be cpu or cuda[:N], got {name!r}")
+        raise ValueError(f"device must be auto, cpu, cuda or cuda:N, got {name!r}")
+    if device.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise ValueError(f"device {name!r} asked for, but no CUDA device is available")
+        if device.index is not None and device.index >= count:
+            raise ValueError(f"device {name!r} asked for, but there are {count} CUDA devices")
     return device
 
 

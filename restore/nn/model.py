@@ -156,11 +156,12 @@ class F2DNet(nn.Module):
             self.experts = nn.ModuleList(
                 Expert(width, config.expert_width, config.time_dim) for _ in range(EXPERTS)
             )
-            self.gate = nn.Sequential(
-                nn.Linear(config.time_dim + EXPERTS, config.time_dim),
-                nn.SiLU(),
-                nn.Linear(config.time_dim, EXPERTS),
-            )
+            if config.time_gate:
+                self.gate = nn.Sequential(
+                    nn.Linear(config.time_dim + EXPERTS, config.time_dim),
+                    nn.SiLU(),
+                    nn.Linear(config.time_dim, EXPERTS),
+                )
 
     def forward(
         self, x_t: Tensor, t: Tensor, degraded: Tensor, return_aux: bool = False

@@ -126,7 +126,7 @@ class _Stop:
 
 
 def train(
-    config: TrainConfig,
+    config: TrainConfig | None,
     data: str | Path,
     out: str | Path,
     resume: bool = False,
@@ -136,7 +136,9 @@ def train(
     ``out`` (``config.yaml``, ``last.pt``, ``best.pt``, ``log.jsonl``, ``val/*.png``).
 
     Args:
-        config: the run's configuration (ignored on resume: the checkpoint's is used).
+        config: the run's configuration. On resume, ``None`` continues with the
+            checkpoint's (exactly); a config given replaces it (to change the learning
+            rate, the workers or the device of a run, say).
         data: a make-cdd11 store, its HDF5 export, a CDD-11 folder or a folder of photos.
         out: the run folder.
         resume: continue from ``out/last.pt``.
@@ -155,11 +157,13 @@ def train(
     payload = None
     if resume:
         payload = load_checkpoint(folder.last)
-        config = train_config_of(payload, folder.last)
+        config = config or train_config_of(payload, folder.last)
     elif folder.last.exists():
         raise FileExistsError(
             f"{folder.root} already holds a run; resume it or choose another folder"
         )
+    if config is None:
+        raise ValueError("a new run needs a config")
     device = resolve_device(config.device)
     processes = start_processes(device.type)
     if processes.distributed and device.type == "cuda":
@@ -240,11 +244,13 @@ class _Trainer:
                 {"shadow": payload["ema"], "updates": payload.get("ema_updates", 0)}
             )
             self.optimizer.load_state_dict(payload["optimizer"])
-        except (KeyError, RuntimeError, ValueError) as error:
-            raise CheckpointError(f"{self.folder.last}: cannot resume from it ({error})") from error
-        torch.set_rng_state(payload["rng"]["torch"])
-        if "cuda" in payload["rng"] and self.device.type == "cuda":
-            torch.cuda.set_rng_state_all(payload["rng"]["cuda"])
+            torch.set_rng_state(payload["rng"]["torch"])
+            if "cuda" in payload["rng"] and self.device.type == "cuda":
+                torch.cuda.set_rng_state_all(payload["rng"]["cuda"])
+        except (KeyError, TypeError, RuntimeError, ValueError) as error:
+            raise CheckpointError(
+                f"{self.folder.last}: cannot resume from it (missing or unfit {error})"
+            ) from error
         self.state = _State(
             step=int(payload["step"]),
             best=float(payload.get("best", -math.inf)),
@@ -275,11 +281,14 @@ class _Trainer:
         """On resume, drop records written after the checkpoint (they are redone)."""
         if not self.processes.main or not self.folder.log.exists():
             return
-        kept = [
-            line
-            for line in self.folder.log.read_text().splitlines()
-            if line.strip() and json.loads(line).get("step", 0) <= self.state.step
-        ]
+        kept = []
+        for line in self.folder.log.read_text().splitlines():
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                continue  # a line cut short when the process was killed
+            if isinstance(record, dict) and record.get("step", 0) <= self.state.step:
+                kept.append(line)
         self.folder.log.write_text("".join(line + "\n" for line in kept))
 
     # -- the loop ----------------------------------------------------------------------
@@ -292,6 +301,7 @@ class _Trainer:
         elif self.processes.main:
             self.folder.root.mkdir(parents=True, exist_ok=True)
             save_config(config, self.folder.config)
+            self.folder.log.unlink(missing_ok=True)  # of a run stopped before a checkpoint
         sampler = StepSampler(
             len(self.train_data),  # type: ignore[arg-type]
             config.data.batch_size,
@@ -315,11 +325,21 @@ class _Trainer:
                 "parameters": sum(p.numel() for p in self.model.parameters()),
             },
         )
-        batches: Iterator[dict[str, Tensor]] = iter(loader)
+        feed: list[Iterator[dict[str, Tensor]]] = [iter(loader)]
+        try:
+            self._loop(feed, stop)
+        finally:
+            feed.clear()  # stop the loader's workers now, not when a traceback is freed
+        result = {"step": self.state.step, "best": self.state.best, "metrics": self.state.metrics}
+        self._emit("end", result)
+        return result
+
+    def _loop(self, feed: list[Iterator[dict[str, Tensor]]], stop: _Stop) -> None:
+        config = self.config
         window: list[dict[str, Tensor]] = []
         started, done_before = time.perf_counter(), self.state.step
         while self.state.step < config.steps:
-            terms = self._step(next(batches))
+            terms = self._step(next(feed[0]))
             window.append(terms)
             step = self.state.step
             if step % config.log_every == 0 or step == config.steps:
@@ -335,9 +355,6 @@ class _Trainer:
                 if not (validated or step % config.ckpt_every == 0):
                     self._save()
                 raise TrainingInterrupted(stop.signal_number or signal.SIGTERM, step)
-        result = {"step": self.state.step, "best": self.state.best, "metrics": self.state.metrics}
-        self._emit("end", result)
-        return result
 
     def _train_record(
         self, window: list[dict[str, Tensor]], step: int, started: float, done_before: int
@@ -402,11 +419,12 @@ class _Trainer:
             self.optimizer.zero_grad(set_to_none=True)
             self.state.bad_steps += 1
             if self.state.bad_steps >= config.optim.max_bad_steps:
-                self._save()
+                bad, self.state.bad_steps = self.state.bad_steps, 0
+                self._save()  # the weights before these steps, resumable with a lower lr
                 raise NonFiniteError(
-                    f"the gradient was not finite in {self.state.bad_steps} steps in a row "
-                    f"(up to step {self.state.step + 1}); lower optim.lr or check the data. "
-                    f"The last good weights are in {self.folder.last}"
+                    f"the gradient was not finite in {bad} steps in a row (up to step "
+                    f"{self.state.step + 1}); the last good weights are in {self.folder.last}. "
+                    f"Check the data, or resume with a lower learning rate (--resume --lr ...)"
                 )
         self.state.step += 1
         return {

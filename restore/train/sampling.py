@@ -10,6 +10,9 @@ the same batches, bit for bit, whatever the number of workers or which worker lo
 
 from __future__ import annotations
 
+import os
+import signal
+import types
 from collections.abc import Iterator
 from typing import Any
 
@@ -93,12 +96,19 @@ class SeededSamples(Dataset[Any]):
 
 
 def _worker_init(worker_id: int) -> None:
-    import signal
-
     torch.set_num_threads(1)
-    # Ctrl-C reaches the whole process group; the training process decides what to do
-    # (save, then exit), so workers keep serving until it closes them.
+    # Ctrl-C, torchrun and batch schedulers signal the whole process group. SIGINT is the
+    # training process's to handle (it saves, then exits), so workers ignore it. SIGTERM
+    # must still end a worker (the DataLoader and multiprocessing stop workers with it),
+    # but quietly: a worker killed by a signal makes torch raise in the training process
+    # at an arbitrary point, one that exits with status 0 only fails a later fetch, and
+    # the training process, signalled too, saves and stops before fetching again.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, _exit_quietly)
+
+
+def _exit_quietly(number: int, frame: types.FrameType | None) -> None:
+    os._exit(0)
 
 
 def training_loader(

@@ -58,8 +58,8 @@ def test_usage_errors_exit_2_and_touch_nothing(store: Path, tmp_path: Path) -> N
     before = (run / "last.pt").read_bytes()
     cases = [
         (["train", "--data", str(store), "--out", str(run), *QUICK], "already holds a run"),
-        (["train", "--data", str(store), "--out", str(run), "--resume", "--crop", "16"],
-         "--resume"),
+        (["train", "--data", str(store), "--out", str(run), "--resume", "--config", "small"],
+         "--config cannot replace it"),
         (["train", "--data", str(store), "--out", str(tmp_path / "b"), "--set", "optim.lrr=1"],
          "unknown key 'optim.lrr'"),
         (["train", "--data", str(store), "--out", str(tmp_path / "c"), "--config", "huge"],
@@ -86,3 +86,7 @@ def test_resume_of_a_finished_run_changes_nothing(store: Path, tmp_path: Path) -
     resumed = runner.invoke(main, ["train", "--data", str(store), "--out", str(run), "--resume"])
     assert resumed.exit_code == 0, resumed.output
     assert "trained 2 steps" in resumed.output
+    longer = ["train", "--data", str(store), "--out", str(run), "--resume", "--steps", "3"]
+    extended = runner.invoke(main, longer)
+    assert extended.exit_code == 0, extended.output
+    assert "trained 3 steps" in extended.output

@@ -78,3 +78,13 @@ def test_yaml_is_strict(tmp_path: Path) -> None:
     path.write_text("!!python/object/apply:os.system ['true']\n")
     with pytest.raises(ConfigError):
         load_config(path)
+
+
+def test_yaml_reads_values_as_a_person_means_them(tmp_path: Path) -> None:
+    config = override(preset("tiny"), ["amp=off", "channels_last=on", "optim.lr=2e-3"])
+    assert config.amp == "off" and config.channels_last == "on" and config.optim.lr == 2e-3
+    path = tmp_path / "c.yaml"
+    path.write_text("amp: off\noptim:\n  min_lr: 1e-6\nmodel:\n  factorized: false\n")
+    loaded = load_config(path)
+    assert loaded.amp == "off" and loaded.optim.min_lr == 1e-6
+    assert loaded.model.factorized is False

@@ -145,12 +145,13 @@ def test_sigterm_saves_a_loadable_checkpoint(store: Path, tmp_path: Path) -> Non
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        start_new_session=True,
     )
     deadline = time.monotonic() + 120
     while not (run / "log.jsonl").exists() and time.monotonic() < deadline:
         time.sleep(0.2)
     assert (run / "log.jsonl").exists(), process.communicate()
-    process.send_signal(signal.SIGTERM)
+    os.killpg(process.pid, signal.SIGTERM)  # the loader worker too, as torchrun does
     _, stderr = process.communicate(timeout=120)
     assert process.returncode == 143, stderr
     assert "stopped by SIGTERM" in stderr and "--resume" in stderr
