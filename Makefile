@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 DEMO ?= demo
 TORCH_CPU ?= torch==2.13.0
 
-.PHONY: install demo test lint typecheck pytest bench bench-synthesis clean
+.PHONY: install demo test lint typecheck pytest bench bench-synthesis bench-train clean
 
 install: $(STAMP)
 
@@ -74,6 +74,9 @@ bench: install
 
 bench-synthesis: install
 	$(PY) benchmarks/synthesis.py --photos 50 500
+
+bench-train: install
+	$(PY) benchmarks/train.py --steps 40
 
 clean:
 	rm -rf $(VENV) $(DEMO) build dist .mypy_cache .ruff_cache .pytest_cache

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
 import subprocess
@@ -15,6 +16,7 @@ import torch
 from skyclear.degrade.names import TIERS
 from skyclear.restore.checkpoint import load_checkpoint
 from skyclear.restore.evaluate import evaluate_checkpoint
+from skyclear.restore.inference import Restorer
 from skyclear.restore.train import NonFiniteError, TrainingInterrupted, train
 
 from .runs import quick_config
@@ -115,7 +117,10 @@ def _environment() -> dict[str, str]:
 
 
 @pytest.mark.slow
-def test_sigterm_saves_a_loadable_checkpoint(store: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize(("number", "status"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_a_signal_saves_a_loadable_checkpoint(
+    store: Path, tmp_path: Path, number: signal.Signals, status: int
+) -> None:
     run = tmp_path / "run"
     process = subprocess.Popen(
         _command(
@@ -151,10 +156,10 @@ def test_sigterm_saves_a_loadable_checkpoint(store: Path, tmp_path: Path) -> Non
     while not (run / "log.jsonl").exists() and time.monotonic() < deadline:
         time.sleep(0.2)
     assert (run / "log.jsonl").exists(), process.communicate()
-    os.killpg(process.pid, signal.SIGTERM)  # the loader worker too, as torchrun does
+    os.killpg(process.pid, number)  # the loader worker too, as Ctrl-C and torchrun do
     _, stderr = process.communicate(timeout=120)
-    assert process.returncode == 143, stderr
-    assert "stopped by SIGTERM" in stderr and "--resume" in stderr
+    assert process.returncode == status, stderr
+    assert f"stopped by {number.name}" in stderr and "--resume" in stderr
     payload = load_checkpoint(run / "last.pt")
     assert payload["step"] >= 1
     assert not list(run.glob(".*.tmp"))
@@ -176,3 +181,16 @@ def test_two_process_ddp_on_gloo(store: Path, tmp_path: Path) -> None:
     assert payload["step"] == 4
     assert [r["step"] for r in _log(run) if r["kind"] == "train"] == [2, 4]
     assert done.stdout.count("trained 4 steps") == 1  # one process reports
+
+
+@pytest.mark.cuda
+def test_training_on_cuda_with_bf16_and_channels_last(store: Path, tmp_path: Path) -> None:
+    config = quick_config("device=cuda", "data.workers=1")
+    assert config.amp == "auto" and config.channels_last == "auto"  # bf16, NHWC on CUDA
+    result = train(config, store, tmp_path / "run")
+    assert result["step"] == 6 and math.isfinite(result["best"])
+    restorer = Restorer.from_checkpoint(tmp_path / "run" / "best.pt", device="cuda")
+    assert restorer.bf16 and restorer.channels_last
+    restored, aux = restorer(torch.rand(1, 3, 40, 56))
+    assert aux.maps.device.type == "cpu"
+    assert restored.device.type == "cpu" and torch.isfinite(restored).all()
