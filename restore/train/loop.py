@@ -258,13 +258,16 @@ class _Trainer:
             metrics=dict(payload.get("metrics", {})),
         )
 
-    def _save(self, improved: bool = False) -> None:
+    def _save(self, improved: bool = False, sync: bool = True) -> None:
+        """Write ``last.pt`` (and ``best.pt``) from the main process; ``sync`` waits for
+        the others (not when they may be stuck elsewhere)."""
         if self.processes.main:
             save_checkpoint(self._payload(), self.folder.last)
             if improved:
                 link_checkpoint(self.folder.last, self.folder.best)
             self._emit("checkpoint", {"step": self.state.step, "path": str(self.folder.last)})
-        self.processes.barrier()
+        if sync:
+            self.processes.barrier()
 
     # -- logging -----------------------------------------------------------------------
 
@@ -339,7 +342,16 @@ class _Trainer:
         window: list[dict[str, Tensor]] = []
         started, done_before = time.perf_counter(), self.state.step
         while self.state.step < config.steps:
-            terms = self._step(next(feed[0]))
+            try:
+                batch = next(feed[0])
+            except Exception:
+                if not stop.signal_number:
+                    raise
+                # The signal reached the loader's workers too and they have exited: stop
+                # here, between steps, as the check after a step would have.
+                self._save(sync=False)
+                raise TrainingInterrupted(stop.signal_number, self.state.step) from None
+            terms = self._step(batch)
             window.append(terms)
             step = self.state.step
             if step % config.log_every == 0 or step == config.steps:

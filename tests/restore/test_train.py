@@ -194,3 +194,49 @@ def test_training_on_cuda_with_bf16_and_channels_last(store: Path, tmp_path: Pat
     restored, aux = restorer(torch.rand(1, 3, 40, 56))
     assert aux.maps.device.type == "cpu"
     assert restored.device.type == "cpu" and torch.isfinite(restored).all()
+
+
+class _Slow(torch.utils.data.Dataset):
+    """A dataset whose items take a while, so the trainer waits on its loader."""
+
+    def __init__(self, dataset: torch.utils.data.Dataset, seconds: float) -> None:
+        self.dataset, self.seconds = dataset, seconds
+
+    def __len__(self) -> int:
+        return len(self.dataset)  # type: ignore[arg-type]
+
+    def __getitem__(self, index: int) -> dict:
+        time.sleep(self.seconds)
+        return self.dataset[index]
+
+
+def test_a_signal_while_waiting_for_data_still_saves(
+    store: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import multiprocessing
+    import threading
+
+    import skyclear.restore.train.loop as loop
+
+    real = loop.open_dataset
+
+    def slow(*args: object, **kwargs: object) -> torch.utils.data.Dataset:
+        dataset = real(*args, **kwargs)  # type: ignore[arg-type]
+        return _Slow(dataset, 0.3) if args[1] == "train" else dataset
+
+    monkeypatch.setattr(loop, "open_dataset", slow)
+
+    def group_signal() -> None:  # as a process-group SIGTERM would: workers, then trainer
+        for worker in multiprocessing.active_children():
+            os.kill(worker.pid, signal.SIGTERM)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    def during_the_next_fetch(event: str, record: dict) -> None:
+        if event == "train" and record["step"] == 2:
+            threading.Timer(0.2, group_signal).start()
+
+    config = quick_config("steps=50", "data.workers=1", "val_every=50", "ckpt_every=50")
+    with pytest.raises(TrainingInterrupted) as stopped:
+        train(config, store, tmp_path / "run", report=during_the_next_fetch)
+    assert stopped.value.step == 2
+    assert load_checkpoint(tmp_path / "run" / "last.pt")["step"] == 2
