@@ -69,10 +69,12 @@ def _prepare(path: Path, options: BuildOptions, sources: list[str], skipped: lis
     array(
         "degraded", (total, size, size, 3), (1, size, size, 3), "uint8", ["sample", "y", "x", "rgb"]
     )
+    # One chunk per sample: a reader always wants all four channels of a crop, and one
+    # chunk is one read (and one write) instead of four.
     array(
         "masks",
         (total, 4, size, size),
-        (1, 1, size, size),
+        (1, 4, size, size),
         "uint8",
         ["sample", "degradation", "y", "x"],
     )
