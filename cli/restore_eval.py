@@ -57,6 +57,12 @@ import click
     help="The LPIPS v0.1 linear layers for AlexNet (alex.pth of the lpips package); "
     "with --lpips-alexnet.",
 )
+@click.option(
+    "--fid-inception",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="pytorch-fid's Inception-v3 weights (pt_inception-2015-12-05-6726825d.pth): adds "
+    "the split's FID, restored and input against clean.",
+)
 def evaluate(
     ckpt: Path,
     data: Path,
@@ -69,6 +75,7 @@ def evaluate(
     workers: int,
     lpips_alexnet: Path | None,
     lpips_lin: Path | None,
+    fid_inception: Path | None,
 ) -> None:
     """Score a checkpoint tier by tier at full resolution: PSNR and SSIM (8-bit RGB),
     selectivity ratio, mask MAE and presence accuracy, with single / pair / triple
@@ -78,8 +85,13 @@ def evaluate(
     test sample per tier: degraded, restored, clean and the parser's four maps).
 
     With --lpips-alexnet and --lpips-lin: LPIPS (v0.1, AlexNet) of the restored and the
-    input images against the clean ones, as two more columns. Both weight files must
-    already be on disk; nothing is downloaded, and they are read without running code."""
+    input images against the clean ones, as two more columns.
+
+    With --fid-inception: FID of the restored and of the input images against the clean
+    ones over the whole split, on a line under the table.
+
+    Weight files must already be on disk; nothing is downloaded, and they are read without
+    running code."""
     from skyclear.restore.checkpoint import CheckpointError
     from skyclear.restore.evaluate import evaluate_checkpoint
     from skyclear.restore.report import to_markdown, write_report
@@ -100,6 +112,11 @@ def evaluate(
             from skyclear.restore.perceptual import LPIPS
 
             lpips = LPIPS.from_files(lpips_alexnet, lpips_lin)
+        inception = None
+        if fid_inception is not None:
+            from skyclear.restore.inception import InceptionFeatures
+
+            inception = InceptionFeatures.from_file(fid_inception)
         evaluation = evaluate_checkpoint(
             ckpt,
             data,
@@ -112,13 +129,14 @@ def evaluate(
             progress=lambda n: bar.update(n),
             on_start=start,
             lpips=lpips,
+            inception=inception,
         )
     except (CheckpointError, ValueError) as error:
         raise click.UsageError(str(error)) from error
     finally:
         if bar is not None:
             bar.close()
-    click.echo(to_markdown(evaluation.rows), nl=False)
+    click.echo(to_markdown(evaluation.rows, evaluation.fid), nl=False)
     if out is not None:
         meta = {
             "checkpoint": str(ckpt),
@@ -130,5 +148,7 @@ def evaluate(
         }
         if lpips_alexnet is not None and lpips_lin is not None:
             meta |= {"lpips_alexnet": str(lpips_alexnet), "lpips_lin": str(lpips_lin)}
+        if fid_inception is not None:
+            meta["fid_inception"] = str(fid_inception)
         paths = write_report(evaluation, meta, out)
         click.echo("wrote " + ", ".join(str(path) for path in paths))

@@ -8,14 +8,16 @@ the parser's maps from the ground-truth masks, where the data has masks) and the
 presence accuracy of the parser's global weights. Given an LPIPS metric (see
 ``perceptual``), the 8-bit restored and input images are also scored by LPIPS against the
 clean one (``lpips`` and ``input_lpips``, always on RGB); without one those columns are
-absent, not NaN.
+absent, not NaN. Given an Inception feature extractor (see ``inception``), the whole split
+is also scored by FID: the 8-bit restorations against the clean images (``fid``), and the
+untouched inputs against them (``input_fid``); one number each, not per sample.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -27,16 +29,19 @@ from torch import Tensor, nn
 
 from . import metrics
 from .nn import Aux
+from .perceptual import features_frechet_distance
 from .visual import coloured_maps, to_uint8
 
 __all__ = [
     "COLUMNS",
+    "FID_KEYS",
     "GROUPS",
     "LPIPS_COLUMNS",
     "Evaluation",
     "Row",
     "evaluate",
     "evaluate_checkpoint",
+    "fid_scores",
     "mean_scores",
     "records_of",
     "score_batch",
@@ -56,6 +61,8 @@ COLUMNS: tuple[str, ...] = (
 )
 #: Scores present only when an LPIPS metric is given.
 LPIPS_COLUMNS: tuple[str, ...] = ("input_lpips", "lpips")
+#: Split-wide scores present only when an Inception feature extractor is given.
+FID_KEYS: tuple[str, ...] = ("input_fid", "fid")
 _TABLE_ORDER = (
     "input_psnr",
     "input_ssim",
@@ -197,12 +204,14 @@ class Row:
 
 @dataclass(frozen=True)
 class Evaluation:
-    """A checkpoint's evaluation: the table, every sample's scores, and one example per
-    tier as tiles (degraded, restored, clean, then the four coloured parser maps)."""
+    """A checkpoint's evaluation: the table, every sample's scores, one example per tier
+    as tiles (degraded, restored, clean, then the four coloured parser maps), and the
+    split-wide ``FID_KEYS`` scores where they were computed (else empty)."""
 
     rows: list[Row]
     records: list[dict[str, Any]]
     examples: dict[str, list[NDArray[np.uint8]]]
+    fid: dict[str, float] = field(default_factory=dict)
 
 
 def summarize(records: Sequence[dict[str, Any]]) -> list[Row]:
@@ -234,20 +243,26 @@ def evaluate_checkpoint(
     progress: Callable[[int], None] | None = None,
     on_start: Callable[[int], None] | None = None,
     lpips: nn.Module | None = None,
+    inception: nn.Module | None = None,
 ) -> Evaluation:
     """Restore every sample of a split at full resolution and score it; keep the first
     sample of each tier as an example. ``on_start`` is called with the number of samples
     before the first is restored. ``lpips`` (a ``perceptual.LPIPS``, moved to the
-    restorer's device) adds the LPIPS scores."""
+    restorer's device) adds the LPIPS scores; ``inception`` (an
+    ``inception.InceptionFeatures``, moved likewise) the split's FID (``fid_scores``), which
+    needs at least two samples."""
     from torch.utils.data import DataLoader
 
     from .data import open_dataset
     from .inference import Restorer
 
     restorer = Restorer.from_checkpoint(checkpoint, device=device, weights=weights)
-    if lpips is not None:
-        lpips.to(restorer.device)
+    for metric in (lpips, inception):
+        if metric is not None:
+            metric.to(restorer.device)
     dataset = open_dataset(data, split, None, False, seed=restorer.config.seed)
+    if inception is not None and len(dataset) < 2:  # type: ignore[arg-type]
+        raise ValueError(f"{data}: FID needs at least 2 samples in the {split} split")
     if on_start is not None:
         on_start(len(dataset))  # type: ignore[arg-type]
     loader = DataLoader(
@@ -262,16 +277,42 @@ def evaluate_checkpoint(
         return restorer(degraded, steps, generator)
 
     examples: dict[str, list[NDArray[np.uint8]]] = {}
+    features: dict[str, list[Tensor]] = {"input": [], "restored": [], "clean": []}
 
-    def keep_example(batch: dict[str, Any], restored: Tensor, aux: Aux) -> None:
+    def on_batch(batch: dict[str, Any], restored: Tensor, aux: Aux) -> None:
         tier = TIERS[int(batch["tier"][0])]
         if tier not in examples:
             images = (batch["degraded"][0], restored[0], batch["clean"][0])
             examples[tier] = [*(to_uint8(i) for i in images), *coloured_maps(aux.maps[0])]
+        if inception is not None:
+            batches = (batch["degraded"], restored, batch["clean"])
+            for name, values in zip(features, _features_of(inception, *batches), strict=True):
+                features[name].append(values)
 
-    records = evaluate(restore, loader, restorer.device, progress, y_channel, keep_example, lpips)
+    records = evaluate(restore, loader, restorer.device, progress, y_channel, on_batch, lpips)
     ordered = {tier: examples[tier] for tier in TIERS if tier in examples}
-    return Evaluation(summarize(records), records, ordered)
+    fid = {} if inception is None else fid_scores(*(torch.cat(f) for f in features.values()))
+    return Evaluation(summarize(records), records, ordered, fid)
+
+
+def _features_of(inception: nn.Module, *images: Tensor) -> tuple[Tensor, ...]:
+    """Inception features of equally sized 8-bit image batches, in one pass on the
+    network's device; float64 on the CPU."""
+    device = next(inception.parameters()).device
+    eight_bit = [metrics.quantize8(x).to(device, torch.float32) for x in images]
+    with torch.no_grad():
+        features = inception(torch.cat(eight_bit)).double().cpu()
+    return features.chunk(len(images))
+
+
+def fid_scores(inputs: Tensor, restored: Tensor, clean: Tensor) -> dict[str, float]:
+    """``FID_KEYS`` of a split from the features ``(N, D)`` of its inputs, restorations
+    and clean images: ``fid`` is restored against clean, ``input_fid`` input against
+    clean."""
+    return {
+        "input_fid": features_frechet_distance(inputs, clean),
+        "fid": features_frechet_distance(restored, clean),
+    }
 
 
 def _one_thread(worker_id: int) -> None:

@@ -19,10 +19,12 @@ Effectiveness of Deep Features as a Perceptual Metric", CVPR 2018.
 
 FID (Heusel et al., "GANs Trained by a Two Time-Scale Update Rule Converge to a Local Nash
 Equilibrium", NeurIPS 2017) is the Fréchet distance between Gaussians fitted to the
-features of two image sets. The standard number needs the 2048-d pool features of a
-specific Inception-v3 network, which skyclear does not ship: ``fid`` takes the feature
-extractor as an argument, and its value is comparable only between runs that use the same
-extractor.
+features of two image sets. The standard number uses the 2048-d pool features of one
+specific Inception-v3 network: skyclear implements it (``inception.InceptionFeatures``),
+and its weights come from the user's local copy of ``pytorch-fid``'s
+``pt_inception-2015-12-05-6726825d.pth`` (``fid_from_file``). ``fid`` takes any feature
+extractor; its value compares only between runs that use the same extractor (and, FID
+being biased in the number of images, the same number of images).
 """
 
 from __future__ import annotations
@@ -37,12 +39,15 @@ from numpy.typing import ArrayLike, NDArray
 from torch import Tensor, nn
 
 from .checkpoint import read_weights_only
+from .inception import InceptionFeatures
 
 __all__ = [
     "LPIPS",
     "LPIPS_MIN_SIZE",
     "feature_statistics",
+    "features_frechet_distance",
     "fid",
+    "fid_from_file",
     "frechet_distance",
 ]
 
@@ -196,14 +201,46 @@ def feature_statistics(
 ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
     """Mean ``(D,)`` and covariance ``(D, D)`` (unbiased, float64) of ``(N, D)`` features,
     ``N >= 2``."""
+    array = _feature_array(features, "features")
+    return array.mean(axis=0), np.atleast_2d(np.cov(array, rowvar=False))
+
+
+def _feature_array(features: Tensor | ArrayLike, name: str) -> NDArray[np.float64]:
     if isinstance(features, Tensor):
         features = features.detach().cpu().double().numpy()
     array = np.asarray(features, dtype=np.float64)
     if array.ndim != 2 or array.shape[0] < 2:
-        raise ValueError(f"features must be (N, D) with N >= 2, got shape {array.shape}")
+        raise ValueError(f"{name} must be (N, D) with N >= 2, got shape {array.shape}")
     if not np.isfinite(array).all():
-        raise ValueError("features hold NaN or infinite values")
-    return array.mean(axis=0), np.atleast_2d(np.cov(array, rowvar=False))
+        raise ValueError(f"{name} hold NaN or infinite values")
+    return array
+
+
+def features_frechet_distance(first: Tensor | ArrayLike, second: Tensor | ArrayLike) -> float:
+    """``frechet_distance`` between the Gaussians fitted (``feature_statistics``) to two
+    sets of features ``(N1, D)`` and ``(N2, D)``, ``N1, N2 >= 2``.
+
+    When neither set has more samples than dimensions (a test split of a few hundred
+    images against 2048-d Inception features), the covariances ``S_i = A_iᵀ A_i / n_i``
+    (``A_i`` the centred features, ``n_i = N_i - 1``) have rank below ``D``, and the cross
+    term is computed in sample space instead of from ``D x D`` eigen-decompositions:
+    the non-zero eigenvalues of ``S1 S2`` are the squared singular values of
+    ``A1 A2ᵀ / sqrt(n1 n2)``, so ``tr((S1 S2)^½)`` is the sum of those singular values.
+    The value is the same, without the square roots of round-off-sized eigenvalues of
+    rank-deficient covariances; the cost is ``O(N1 N2 D)`` instead of ``O(D³)``.
+    """
+    a, b = _feature_array(first, "first"), _feature_array(second, "second")
+    if a.shape[1] != b.shape[1]:
+        raise ValueError(f"first and second must have one width D, got {a.shape}, {b.shape}")
+    if max(len(a), len(b)) > a.shape[1]:
+        return frechet_distance(*feature_statistics(a), *feature_statistics(b))
+    mean_a, mean_b = a.mean(axis=0), b.mean(axis=0)
+    centred_a, centred_b = a - mean_a, b - mean_b
+    n_a, n_b = len(a) - 1, len(b) - 1
+    cross = np.linalg.svd(centred_a @ centred_b.T, compute_uv=False).sum() / np.sqrt(n_a * n_b)
+    spread = np.sum(centred_a**2) / n_a + np.sum(centred_b**2) / n_b
+    value = float(np.sum((mean_a - mean_b) ** 2) + spread - 2.0 * cross)
+    return max(value, 0.0)  # round-off can leave -1e-13 for equal sets
 
 
 def frechet_distance(mu1: ArrayLike, sigma1: ArrayLike, mu2: ArrayLike, sigma2: ArrayLike) -> float:
@@ -251,18 +288,45 @@ def fid(
     extract: Callable[[Tensor], Tensor], first: Iterable[Tensor], second: Iterable[Tensor]
 ) -> float:
     """Fréchet distance between the features ``extract`` gives two sets of image batches
-    (each an iterable of ``(B, 3, H, W)``), computed without gradients.
+    (each an iterable of ``(B, 3, H, W)``; at least two images in each set), computed
+    without gradients.
 
-    Standard FID is this with the pool features of the Inception-v3 network of Heusel et
-    al. (as ported by ``pytorch-fid``); skyclear does not ship that network, so pass the
-    extractor you trust and compare numbers only between runs that used the same one.
+    Standard FID is this with ``extract`` an ``inception.InceptionFeatures`` filled from
+    ``pytorch-fid``'s weights (``fid_from_file``); with any other extractor, compare numbers
+    only between runs that used the same one.
     """
 
-    def statistics(batches: Iterable[Tensor]) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    def features(batches: Iterable[Tensor]) -> Tensor:
         with torch.no_grad():
-            features = [extract(batch).flatten(1).double().cpu() for batch in batches]
-        if not features:
+            chunks = [extract(batch).flatten(1).double().cpu() for batch in batches]
+        if not chunks:
             raise ValueError("fid needs at least one batch of images in each set")
-        return feature_statistics(torch.cat(features))
+        return torch.cat(chunks)
 
-    return frechet_distance(*statistics(first), *statistics(second))
+    return features_frechet_distance(features(first), features(second))
+
+
+def fid_from_file(
+    inception: str | Path,
+    first: Iterable[Tensor],
+    second: Iterable[Tensor],
+    device: str | torch.device = "cpu",
+) -> float:
+    """Standard FID between two sets of image batches (each an iterable of
+    ``(B, 3, H, W)`` in [0, 1], any size; at least two images in each set), with the
+    Inception-v3 weights of ``pytorch-fid`` read from the local file ``inception``
+    (``pt_inception-2015-12-05-6726825d.pth``), run on ``device``.
+
+    pytorch-fid reads image files, so its numbers are those of 8-bit images: quantise
+    (``metrics.quantize8``) to match them exactly. The batch size does not change the
+    value beyond float round-off.
+
+    Raises:
+        ValueError: an unusable weight file (see ``InceptionFeatures.from_file``), images
+            outside the contract, or a set of fewer than two images.
+
+    Example:
+        >>> fid_from_file("weights/pt_inception-2015-12-05-6726825d.pth",
+        ...               restored.split(16), clean.split(16), device="cuda")
+    """
+    return fid(InceptionFeatures.from_file(inception).to(device), first, second)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +29,7 @@ _HEADERS = {
     "mask_mae": "mask MAE",
     "presence_accuracy": "presence acc.",
 }
-_DIGITS = {"psnr": 2, "input_psnr": 2, "selectivity": 2}
+_DIGITS = {"psnr": 2, "input_psnr": 2, "selectivity": 2, "fid": 2, "input_fid": 2}
 
 
 def _cell(column: str, value: float) -> str:
@@ -38,10 +38,12 @@ def _cell(column: str, value: float) -> str:
     return f"{value:.{_DIGITS.get(column, 3)}f}"
 
 
-def to_markdown(rows: Sequence[Row]) -> str:
+def to_markdown(rows: Sequence[Row], fid: Mapping[str, float] | None = None) -> str:
     """The table in Markdown: restored scores per row, the untouched input's PSNR and SSIM
     (and LPIPS, where the rows have it) beside them, and a last ``input (untouched)``
-    baseline row over all samples with the input's scores under the restored columns."""
+    baseline row over all samples with the input's scores under the restored columns.
+    With ``fid`` (``Evaluation.fid``, when not empty), a line under the table:
+    ``FID restored vs clean: X (input: Y)``."""
     columns = score_columns(key for row in rows for key in row.scores)
     header = ["tier", "n", *(_HEADERS[c] for c in columns)]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
@@ -60,23 +62,28 @@ def to_markdown(rows: Sequence[Row]) -> str:
             else:
                 baseline.append("–")
         lines.append("| " + " | ".join(baseline) + " |")
+    if fid:
+        restored = _cell("fid", fid.get("fid", math.nan))
+        untouched = _cell("input_fid", fid.get("input_fid", math.nan))
+        lines += ["", f"FID restored vs clean: {restored} (input: {untouched})"]
     return "\n".join(lines) + "\n"
 
 
 def write_report(evaluation: Evaluation, meta: dict[str, Any], out: Path) -> list[Path]:
-    """Save ``out/eval.json`` (``meta``, the rows and every sample's scores),
-    ``out/examples.png`` (one example per tier) and ``out/eval.md`` (the table and the
-    picture); returns the paths written."""
+    """Save ``out/eval.json`` (``meta``, the split-wide ``fid`` and ``input_fid`` where
+    computed, the rows and every sample's scores), ``out/examples.png`` (one example per
+    tier) and ``out/eval.md`` (the table and the picture); returns the paths written."""
     out.mkdir(parents=True, exist_ok=True)
     written = [out / "eval.json", out / "eval.md"]
     document = {
         **meta,
+        **_finite(evaluation.fid),
         "rows": [{"name": r.name, "count": r.count, **_finite(r.scores)} for r in evaluation.rows],
         "samples": [_finite(record) for record in evaluation.records],
     }
     written[0].write_text(json.dumps(document, indent=1) + "\n")
     heading = ", ".join(f"{key}: `{value}`" for key, value in meta.items())
-    text = f"# Evaluation\n\n{heading}\n\n{to_markdown(evaluation.rows)}"
+    text = f"# Evaluation\n\n{heading}\n\n{to_markdown(evaluation.rows, evaluation.fid)}"
     if evaluation.examples:
         rows = list(evaluation.examples.values())
         picture = out / "examples.png"
