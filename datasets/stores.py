@@ -29,12 +29,18 @@ class _StoreDataset(Dataset[Sample]):
         crop: int | None = None,
         random_crop: bool = True,
         tiers: tuple[str, ...] | None = None,
+        clean_cache_mb: int = 256,
     ) -> None:
         if split is not None and split not in SPLITS:
             raise ValueError(f"split must be one of {SPLITS} or None, got {split!r}")
+        if clean_cache_mb < 0:
+            raise ValueError(f"clean_cache_mb must be >= 0, got {clean_cache_mb}")
         self.path = Path(path)
         self.crop = Crop(crop, random_crop)
         self._handle: Any = None
+        # Every sample of a source shares its clean photo: keep decoded ones (per process).
+        self._clean_budget = clean_cache_mb << 20
+        self._clean_cache: dict[int, np.ndarray] = {}
         attrs, split_of, tier_of, source_of = self._read_index()
         self.tiers: list[str] = list(attrs["tiers"])
         self.size = int(attrs["size"])
@@ -63,7 +69,19 @@ class _StoreDataset(Dataset[Sample]):
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
         state["_handle"] = None
+        state["_clean_cache"] = {}
         return state
+
+    def _clean(self, source: int, rows: slice, cols: slice) -> np.ndarray:
+        """The crop of a source's clean photo, decoded once per process while the cache's
+        budget lasts (then read as a crop each time)."""
+        cached = self._clean_cache.get(source)
+        if cached is None:
+            photo_bytes = self.size * self.size * 3
+            if photo_bytes * (len(self._clean_cache) + 1) > self._clean_budget:
+                return np.asarray(self._handle["clean"][source, rows, cols])
+            cached = self._clean_cache[source] = np.asarray(self._handle["clean"][source])
+        return cached[rows, cols]
 
     def __getitem__(self, item: int) -> Sample:
         if not -len(self) <= item < len(self):
@@ -76,7 +94,7 @@ class _StoreDataset(Dataset[Sample]):
         store = self._handle  # name -> array, opened once per process
         return make_sample(
             np.asarray(store["degraded"][m, rows, cols]),
-            np.asarray(store["clean"][i, rows, cols]),
+            self._clean(i, rows, cols),
             np.asarray(store["masks"][m, :, rows, cols]),
             self.tiers[int(self._tier_of[m])],
         )
@@ -91,6 +109,8 @@ class CDD11Zarr(_StoreDataset):
         crop: side of a square crop applied identically to every field, or ``None``.
         random_crop: random crops (training) or centre crops (evaluation).
         tiers: keep only these tiers (default: all in the store).
+        clean_cache_mb: memory per process for decoded clean photos, which every sample
+            of a source shares (0: read each crop from the store).
 
     Example:
         >>> data = CDD11Zarr("data.zarr", split="train", crop=256)

@@ -148,3 +148,17 @@ def test_bad_paths(tmp_path: Path) -> None:
         CDD11H5(tmp_path / "missing.h5")
     with pytest.raises(ValueError, match="clear"):
         CDD11Folder(tmp_path)
+
+
+def test_clean_photo_cache_changes_nothing_but_speed(data: dict[str, Path]) -> None:
+    cached = CDD11Zarr(data["zarr"], split=None, crop=20, random_crop=False)
+    uncached = CDD11Zarr(data["zarr"], split=None, crop=20, random_crop=False, clean_cache_mb=0)
+    for i in range(len(cached)):
+        one, two = cached[i], uncached[i]
+        assert all(torch.equal(one[key], two[key]) for key in KEYS)  # type: ignore[literal-required]
+    assert len(cached._clean_cache) == 3 and not uncached._clean_cache
+    assert pickle.loads(pickle.dumps(cached))._clean_cache == {}
+    one["clean"].fill_(0)  # a sample never aliases the cache
+    assert torch.equal(cached[len(cached) - 1]["clean"], two["clean"])
+    with pytest.raises(ValueError, match="clean_cache_mb"):
+        CDD11Zarr(data["zarr"], clean_cache_mb=-1)
