@@ -80,7 +80,7 @@ def training_rate(store: Path, name: str, crop: int, steps: int, workdir: Path) 
 
 def loader_rate(store: Path, crop: int, batches: int) -> float:
     """Samples/s of the training loader alone."""
-    dataset = open_dataset(store, "train", crop, True)
+    dataset = open_dataset(store, "train", crop, True, uint8=True)  # as the trainer does
     loader = training_loader(dataset, StepSampler(len(dataset), BATCH, 0), WORKERS, False, 0)
     iterator = iter(loader)
     for _ in range(3):  # start the workers

@@ -4,9 +4,17 @@ All four yield the same sample contract (see ``Sample``): ``degraded``, ``clean`
 ``masks``, ``tier``, ``presence`` and ``has_masks``.
 """
 
-from ._sample import Crop, Sample
+from ._sample import Crop, Sample, as_float
 from .folder import CDD11Folder
 from .online import OnlineSynthesis
 from .stores import CDD11H5, CDD11Zarr
 
-__all__ = ["CDD11H5", "CDD11Folder", "CDD11Zarr", "Crop", "OnlineSynthesis", "Sample"]
+__all__ = [
+    "CDD11H5",
+    "CDD11Folder",
+    "CDD11Zarr",
+    "Crop",
+    "OnlineSynthesis",
+    "Sample",
+    "as_float",
+]

@@ -9,6 +9,11 @@ A sample is a dict of tensors:
 * ``tier``: int64 scalar, the index of the tier in ``skyclear.degrade.TIERS``;
 * ``presence``: ``(4,)`` float32, which degradations the tier holds;
 * ``has_masks``: bool scalar, whether ``masks`` is ground truth.
+
+With ``uint8=True`` a dataset yields ``degraded``, ``clean`` and ``masks`` as the uint8
+codes ``round(255 x)`` instead (same shapes): a quarter of the bytes to pass from loader
+workers to the training process, or to a GPU. ``as_float`` turns such a sample or batch
+into the float contract where it is used.
 """
 
 from __future__ import annotations
@@ -22,7 +27,10 @@ from skyclear.degrade.names import TIERS
 from skyclear.degrade.store.format import presence_of
 from torch import Tensor
 
-__all__ = ["Crop", "Sample", "make_sample"]
+__all__ = ["IMAGE_KEYS", "Crop", "Sample", "as_float", "make_sample"]
+
+#: The fields that hold pixels (uint8 codes with ``uint8=True``).
+IMAGE_KEYS = ("degraded", "clean", "masks")
 
 
 class Sample(TypedDict):
@@ -63,9 +71,10 @@ class Crop:
         return slice(top, top + self.size), slice(left, left + self.size)
 
 
-def _image(array: NDArray[np.uint8]) -> Tensor:
-    """``(h, w, 3)`` uint8 to ``(3, h, w)`` float32 in [0, 1]."""
-    return torch.from_numpy(_owned(array)).permute(2, 0, 1).float().div_(255.0)
+def _image(array: NDArray[np.uint8], uint8: bool) -> Tensor:
+    """``(h, w, 3)`` uint8 to ``(3, h, w)``: float32 in [0, 1], or the codes themselves."""
+    codes = torch.from_numpy(_owned(array)).permute(2, 0, 1)
+    return codes.contiguous() if uint8 else codes.float().div_(255.0)
 
 
 def _owned(array: NDArray[np.uint8]) -> NDArray[np.uint8]:
@@ -78,19 +87,33 @@ def make_sample(
     clean: NDArray[np.uint8],
     masks: NDArray[np.uint8] | None,
     tier: str,
+    uint8: bool = False,
 ) -> Sample:
-    """Build a sample from already-cropped uint8 arrays (HWC images, CHW masks)."""
+    """Build a sample from already-cropped uint8 arrays (HWC images, CHW masks); with
+    ``uint8`` the pixels stay uint8 codes (see the module docstring)."""
     height, width = degraded.shape[:2]
-    mask_tensor = (
-        torch.zeros(4, height, width)
-        if masks is None
-        else torch.from_numpy(_owned(masks)).float().div_(255.0)
-    )
+    if masks is None:
+        mask_tensor = torch.zeros(4, height, width, dtype=torch.uint8 if uint8 else torch.float32)
+    else:
+        mask_tensor = torch.from_numpy(_owned(masks))
+        if not uint8:
+            mask_tensor = mask_tensor.float().div_(255.0)
     return Sample(
-        degraded=_image(degraded),
-        clean=_image(clean),
+        degraded=_image(degraded, uint8),
+        clean=_image(clean, uint8),
         masks=mask_tensor,
         tier=torch.tensor(TIERS.index(tier), dtype=torch.int64),
         presence=torch.from_numpy(presence_of(tier)),
         has_masks=torch.tensor(masks is not None),
     )
+
+
+def as_float(sample: dict[str, Tensor]) -> dict[str, Tensor]:
+    """A sample or batch with uint8 pixel fields scaled to float32 in [0, 1] (on their
+    device); float fields are returned as they are."""
+    return {
+        key: value.float().div_(255.0)
+        if key in IMAGE_KEYS and value.dtype == torch.uint8
+        else value
+        for key, value in sample.items()
+    }

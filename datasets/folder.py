@@ -58,6 +58,7 @@ class CDD11Folder(Dataset[Sample]):
         crop: side of a square crop applied identically to every field, or ``None``.
         random_crop: random crops (training) or centre crops (evaluation).
         tiers: keep only these tiers (default: every tier folder present).
+        uint8: yield pixels as uint8 codes (see ``as_float``), not float32.
     """
 
     def __init__(
@@ -67,9 +68,11 @@ class CDD11Folder(Dataset[Sample]):
         crop: int | None = None,
         random_crop: bool = True,
         tiers: tuple[str, ...] | None = None,
+        uint8: bool = False,
     ) -> None:
         self.root = _split_root(Path(root), split)
         self.crop = Crop(crop, random_crop)
+        self.uint8 = uint8
         wanted = TIERS if tiers is None else tiers
         unknown = [tier for tier in wanted if tier not in TIERS]
         if unknown:
@@ -120,4 +123,4 @@ class CDD11Folder(Dataset[Sample]):
             with Image.open(mask_path) as image:
                 masks = np.moveaxis(np.asarray(image.convert("RGBA"), dtype=np.uint8), -1, 0)
             masks = masks[:, rows, cols]
-        return make_sample(degraded[rows, cols], clean[rows, cols], masks, tier)
+        return make_sample(degraded[rows, cols], clean[rows, cols], masks, tier, self.uint8)

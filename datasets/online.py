@@ -47,6 +47,7 @@ class OnlineSynthesis(Dataset[Sample]):
         seed: base seed.
         repeats: passes over (photo, tier) pairs per epoch.
         depth_dir: optional depth maps matched by stem, as make-cdd11's ``--depth``.
+        uint8: yield pixels as uint8 codes (see ``as_float``), not float32.
     """
 
     def __init__(
@@ -60,6 +61,7 @@ class OnlineSynthesis(Dataset[Sample]):
         seed: int = 0,
         repeats: int = 1,
         depth_dir: str | Path | None = None,
+        uint8: bool = False,
     ) -> None:
         unknown = [tier for tier in tiers if tier not in TIERS]
         if unknown or not tiers:
@@ -69,6 +71,7 @@ class OnlineSynthesis(Dataset[Sample]):
         self.src = Path(src)
         self.size = size
         self.crop = Crop(crop, random_crop)
+        self.uint8 = uint8
         self.tiers = tuple(tiers)
         self.composite = composite or Composite()
         self.seed = seed
@@ -112,5 +115,9 @@ class OnlineSynthesis(Dataset[Sample]):
         masks = to_uint8(result.masks[0])
         rows, cols = self.crop.window(self.size, self.size)
         return make_sample(
-            np.asarray(degraded[rows, cols]), clean[rows, cols], masks[:, rows, cols], tier
+            np.asarray(degraded[rows, cols]),
+            clean[rows, cols],
+            masks[:, rows, cols],
+            tier,
+            self.uint8,
         )

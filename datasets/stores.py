@@ -30,6 +30,7 @@ class _StoreDataset(Dataset[Sample]):
         random_crop: bool = True,
         tiers: tuple[str, ...] | None = None,
         clean_cache_mb: int = 256,
+        uint8: bool = False,
     ) -> None:
         if split is not None and split not in SPLITS:
             raise ValueError(f"split must be one of {SPLITS} or None, got {split!r}")
@@ -37,6 +38,7 @@ class _StoreDataset(Dataset[Sample]):
             raise ValueError(f"clean_cache_mb must be >= 0, got {clean_cache_mb}")
         self.path = Path(path)
         self.crop = Crop(crop, random_crop)
+        self.uint8 = uint8
         self._handle: Any = None
         # Every sample of a source shares its clean photo: keep decoded ones (per process).
         self._clean_budget = clean_cache_mb << 20
@@ -97,6 +99,7 @@ class _StoreDataset(Dataset[Sample]):
             self._clean(i, rows, cols),
             np.asarray(store["masks"][m, :, rows, cols]),
             self.tiers[int(self._tier_of[m])],
+            self.uint8,
         )
 
 
@@ -111,6 +114,7 @@ class CDD11Zarr(_StoreDataset):
         tiers: keep only these tiers (default: all in the store).
         clean_cache_mb: memory per process for decoded clean photos, which every sample
             of a source shares (0: read each crop from the store).
+        uint8: yield pixels as uint8 codes (see ``as_float``), not float32.
 
     Example:
         >>> data = CDD11Zarr("data.zarr", split="train", crop=256)

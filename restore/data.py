@@ -48,17 +48,19 @@ def open_dataset(
     random_crop: bool,
     tiers: tuple[str, ...] | None = None,
     seed: int = 0,
+    uint8: bool = False,
 ) -> Dataset:
-    """The dataset at ``path`` (any kind), one split, with the given crop and tiers."""
+    """The dataset at ``path`` (any kind), one split, with the given crop and tiers;
+    ``uint8`` samples carry their pixels as uint8 codes (``datasets.as_float``)."""
     kind = data_kind(path)
     if kind == "zarr":
-        return CDD11Zarr(path, split=split, crop=crop, random_crop=random_crop, tiers=tiers)
+        return CDD11Zarr(path, split, crop, random_crop, tiers, uint8=uint8)
     if kind == "hdf5":
-        return CDD11H5(path, split=split, crop=crop, random_crop=random_crop, tiers=tiers)
+        return CDD11H5(path, split, crop, random_crop, tiers, uint8=uint8)
     if kind == "folder":
-        return CDD11Folder(path, split=split, crop=crop, random_crop=random_crop, tiers=tiers)
+        return CDD11Folder(path, split, crop, random_crop, tiers, uint8=uint8)
     size = max(SYNTHESIS_SIZE, crop or 0)
     split_seed = seed if split == "train" else entropy_seed(seed, 1)
     return OnlineSynthesis(
-        path, size=size, crop=crop, random_crop=random_crop, tiers=tiers or TIERS, seed=split_seed
+        path, size, crop, random_crop, tiers or TIERS, seed=split_seed, uint8=uint8
     )

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from skyclear.datasets import as_float
 from skyclear.degrade.seeding import entropy_seed
 from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
@@ -206,7 +207,8 @@ class _Trainer:
             ids = [device.index] if device.type == "cuda" else None
             self.network = DistributedDataParallel(self.model, device_ids=ids)
         crop, tiers, seed = config.data.crop, config.data.tiers, config.seed
-        self.train_data = open_dataset(data, "train", crop, True, tiers, seed)
+        # uint8 pixels between processes (and to the GPU); scaled to floats in _step.
+        self.train_data = open_dataset(data, "train", crop, True, tiers, seed, uint8=True)
         self.test_data = open_dataset(data, "test", config.data.val_crop, False, tiers, seed)
         self._check_data()
         self.state = _State()
@@ -396,9 +398,8 @@ class _Trainer:
     def _step(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
         config, device = self.config, self.device
         memory = torch.channels_last if self.channels_last else torch.contiguous_format
-        degraded, clean, masks, presence, has_masks = (
-            batch[key].to(device, non_blocking=True) for key in _TRAIN_KEYS
-        )
+        on_device = as_float({key: batch[key].to(device, non_blocking=True) for key in _TRAIN_KEYS})
+        degraded, clean, masks, presence, has_masks = (on_device[key] for key in _TRAIN_KEYS)
         degraded = degraded.contiguous(memory_format=memory)
         clean = clean.contiguous(memory_format=memory)
         t, noise = self._noise(degraded)

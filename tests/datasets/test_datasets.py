@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from skyclear.datasets import CDD11H5, CDD11Folder, CDD11Zarr, OnlineSynthesis
+from skyclear.datasets import CDD11H5, CDD11Folder, CDD11Zarr, OnlineSynthesis, as_float
 from skyclear.degrade.names import TIERS
 from skyclear.degrade.store import BuildOptions, StoreError, build, export_folder, export_hdf5
 from torch.utils.data import DataLoader
@@ -33,12 +33,14 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     }
 
 
-def _datasets(data: dict[str, Path], crop: int | None = 24) -> dict[str, torch.utils.data.Dataset]:
+def _datasets(
+    data: dict[str, Path], crop: int | None = 24, uint8: bool = False
+) -> dict[str, torch.utils.data.Dataset]:
     return {
-        "zarr": CDD11Zarr(data["zarr"], split="train", crop=crop),
-        "h5": CDD11H5(data["h5"], split="train", crop=crop),
-        "folder": CDD11Folder(data["folder"], split="train", crop=crop),
-        "online": OnlineSynthesis(data["src"], size=32, crop=crop),
+        "zarr": CDD11Zarr(data["zarr"], split="train", crop=crop, uint8=uint8),
+        "h5": CDD11H5(data["h5"], split="train", crop=crop, uint8=uint8),
+        "folder": CDD11Folder(data["folder"], split="train", crop=crop, uint8=uint8),
+        "online": OnlineSynthesis(data["src"], size=32, crop=crop, uint8=uint8),
     }
 
 
@@ -162,3 +164,18 @@ def test_clean_photo_cache_changes_nothing_but_speed(data: dict[str, Path]) -> N
     assert torch.equal(cached[len(cached) - 1]["clean"], two["clean"])
     with pytest.raises(ValueError, match="clean_cache_mb"):
         CDD11Zarr(data["zarr"], clean_cache_mb=-1)
+
+
+@pytest.mark.parametrize("name", ["zarr", "h5", "folder", "online"])
+def test_uint8_samples_are_the_codes_of_the_float_ones(data: dict[str, Path], name: str) -> None:
+    floats = _datasets(data, crop=None)[name]
+    codes = _datasets(data, crop=None, uint8=True)[name]
+    for index in (0, 5):
+        sample, raw = floats[index], codes[index]
+        for key in ("degraded", "clean", "masks"):
+            assert raw[key].dtype == torch.uint8 and raw[key].is_contiguous()
+        converted = as_float(raw)  # type: ignore[arg-type]
+        for key in KEYS:
+            assert torch.equal(converted[key], sample[key]), key  # type: ignore[literal-required]
+    batch = as_float(next(iter(DataLoader(codes, batch_size=2))))
+    assert batch["degraded"].dtype == torch.float32 and batch["presence"].dtype == torch.float32
