@@ -11,7 +11,8 @@ and reports their ratio. Target: the loader delivers at least 3x what training c
 so data never holds training back. On a CPU: tiny and small at 128 and 256 crops; on
 CUDA (when present): the paper config at 256 and 512 with bf16 as well.
 
-The store holds the scikit-image sample photos at 512 x 512 in all 11 tiers (2 variants).
+The store holds 20 distinct photos made from the scikit-image samples (upscaled, shifted,
+flipped and tinted as in ``synthesis.py``) at 512 x 512 in all 11 tiers, 2 variants each.
 Run:
 
     python benchmarks/train.py [--steps 40] [--workdir DIR] [--markdown FILE]
@@ -41,18 +42,21 @@ BATCH = 8
 WORKERS = 2
 
 
-def make_store(workdir: Path) -> Path:
-    """The sample photos as a 512 x 512 make-cdd11 store (built once per workdir)."""
+def make_store(workdir: Path, photos: int = 20) -> Path:
+    """A 512 x 512 make-cdd11 store of ``photos`` distinct photos made from the sample
+    photos (see ``synthesis.make_photos``), 2 variants per tier (built once per workdir)."""
     store = workdir / "train-bench.zarr"
     if store.exists():
         return store
-    bin_dir = Path(sys.executable).parent
-    subprocess.run([bin_dir / "degrade", "samples", "--out", workdir / "samples"], check=True)
+    sys.path.insert(0, str(Path(__file__).parent))
+    from synthesis import make_photos
+
+    make_photos(workdir / "photos", photos)
     subprocess.run(
         [
-            bin_dir / "degrade", "make-cdd11", "--src", workdir / "samples" / "photos",
+            Path(sys.executable).parent / "degrade", "make-cdd11", "--src", workdir / "photos",
             "--out", store, "--size", "512", "--variants", "2", "--workers", "2",
-            "--test-fraction", "0.2",
+            "--test-fraction", "0.1",
         ],
         check=True,
     )  # fmt: skip
