@@ -110,6 +110,8 @@ def train(
         raise click.ClickException(str(error)) from error
     except (ConfigError, CheckpointError, FileExistsError, ValueError) as error:
         reporter.close()
+        if reporter.started:  # training had begun: not a usage error
+            raise click.ClickException(str(error)) from error
         raise click.UsageError(str(error)) from error
     reporter.close()
     if not reporter.started:

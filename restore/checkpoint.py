@@ -11,7 +11,7 @@ executed. The payload:
 * ``model`` and ``ema``: state dicts of the network and of its moving average, and
   ``ema_updates``: how many updates the average has had;
 * ``optimizer``: the AdamW state dict;
-* ``rng``: torch's CPU (and CUDA) generator states;
+* ``rng``: torch's CPU generator state;
 * ``best``: the best validation PSNR so far, ``metrics``: the last validation's, and
   ``bad_steps``: consecutive non-finite steps.
 

@@ -71,6 +71,11 @@ class Restorer:
         weights and gates) of the first evaluation, float32 and on the input's device."""
         if degraded.ndim != 4 or degraded.shape[1] != 3:
             raise ValueError(f"degraded must be (B, 3, H, W), got {tuple(degraded.shape)}")
+        if not degraded.is_floating_point():
+            raise TypeError(
+                f"degraded must be floating point in [0, 1], got {degraded.dtype} "
+                "(scale uint8 codes with skyclear.datasets.as_float)"
+            )
         x0 = degraded.to(self.device, torch.float32)
         if self.channels_last:
             x0 = x0.contiguous(memory_format=torch.channels_last)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import math
+import pickle
 import signal
 import time
 import types
@@ -104,8 +105,10 @@ class _State:
 
 
 class _Stop:
-    """SIGINT/SIGTERM ask for a save-and-exit at the next step boundary; a second
-    signal stops at once (the last complete checkpoint is still on disk)."""
+    """SIGINT/SIGTERM ask for a save-and-exit at the next step boundary; a second SIGINT
+    (a person pressing Ctrl-C again) stops at once, the last complete checkpoint still on
+    disk. Repeated SIGTERMs are expected (a scheduler and torchrun both forward theirs)
+    and change nothing."""
 
     def __init__(self) -> None:
         self.signal_number = 0
@@ -117,9 +120,9 @@ class _Stop:
         return self
 
     def _handle(self, number: int, frame: types.FrameType | None) -> None:
-        if self.signal_number:
+        if self.signal_number and number == signal.SIGINT:
             raise KeyboardInterrupt
-        self.signal_number = number
+        self.signal_number = self.signal_number or number
 
     def __exit__(self, *exc: object) -> None:
         for number, handler in self._previous.items():
@@ -169,6 +172,8 @@ def train(
     processes = start_processes(device.type)
     if processes.distributed and device.type == "cuda":
         device = torch.device("cuda", processes.local_rank)
+    if device.type == "cuda" and device.index is not None:
+        torch.cuda.set_device(device)  # pinned memory and new tensors go there too
     try:
         with _Stop() as stop:
             return _Trainer(config, data, folder, device, processes, report).run(payload, stop)
@@ -215,17 +220,18 @@ class _Trainer:
 
     def _check_data(self) -> None:
         """Fail here, with the reason, rather than inside a loader worker."""
-        try:
-            self.train_data[0]
+        try:  # on a copy: the dataset's own file handles must open in the workers
+            pickle.loads(pickle.dumps(self.train_data))[0]
         except (ValueError, OSError) as error:
             raise ValueError(f"cannot draw a training sample: {error}") from error
 
     # -- checkpoints -------------------------------------------------------------------
 
     def _payload(self) -> dict[str, Any]:
+        # The step's times and noise come from their own generator; torch's CPU state is
+        # kept for anything else that draws. (Per-GPU states would tie a checkpoint to the
+        # number of visible GPUs.)
         rng: dict[str, Any] = {"torch": torch.get_rng_state()}
-        if self.device.type == "cuda":
-            rng["cuda"] = torch.cuda.get_rng_state_all()
         return {
             "config": config_to_dict(self.config),
             "step": self.state.step,
@@ -246,9 +252,10 @@ class _Trainer:
                 {"shadow": payload["ema"], "updates": payload.get("ema_updates", 0)}
             )
             self.optimizer.load_state_dict(payload["optimizer"])
+            for group in self.optimizer.param_groups:  # the config's, if --resume changed them
+                group["betas"] = self.config.optim.betas
+                group["weight_decay"] = self.config.optim.weight_decay
             torch.set_rng_state(payload["rng"]["torch"])
-            if "cuda" in payload["rng"] and self.device.type == "cuda":
-                torch.cuda.set_rng_state_all(payload["rng"]["cuda"])
         except (KeyError, TypeError, RuntimeError, ValueError) as error:
             raise CheckpointError(
                 f"{self.folder.last}: cannot resume from it (missing or unfit {error})"
@@ -305,8 +312,11 @@ class _Trainer:
             self._trim_log()
         elif self.processes.main:
             self.folder.root.mkdir(parents=True, exist_ok=True)
-            save_config(config, self.folder.config)
             self.folder.log.unlink(missing_ok=True)  # of a run stopped before a checkpoint
+        if self.processes.main:
+            save_config(config, self.folder.config)  # on resume, with any changes made
+            for stale in self.folder.root.glob(".*.pt.*.tmp"):  # a save that was killed
+                stale.unlink(missing_ok=True)
         sampler = StepSampler(
             len(self.train_data),  # type: ignore[arg-type]
             config.data.batch_size,
@@ -349,10 +359,12 @@ class _Trainer:
             except Exception:
                 if not stop.signal_number:
                     raise
-                # The signal reached the loader's workers too and they have exited: stop
-                # here, between steps, as the check after a step would have.
-                self._save(sync=False)
-                raise TrainingInterrupted(stop.signal_number, self.state.step) from None
+                batch = None  # the signal reached the loader's workers too; they are gone
+            # Every process stops at the same step, or none does (DDP would hang).
+            if self.processes.any(batch is None, self.device):
+                self._save()
+                raise TrainingInterrupted(stop.signal_number or signal.SIGTERM, self.state.step)
+            assert batch is not None
             terms = self._step(batch)
             window.append(terms)
             step = self.state.step
@@ -452,6 +464,8 @@ class _Trainer:
         if len(self.test_data) == 0:  # type: ignore[arg-type]
             return True  # nothing to score on: best.pt follows last.pt
         evaluated = F2DNet(self.config.model).to(self.device)
+        if self.channels_last:
+            evaluated.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         evaluated.load_state_dict(self.ema.shadow)
         restorer = Restorer(
             evaluated.eval(),

@@ -33,6 +33,8 @@ def test_round_trip_and_restorer(tmp_path: Path) -> None:
     restorer = Restorer.from_checkpoint(tmp_path / "last.pt", device="cpu")
     restored, aux = restorer(torch.rand(1, 3, 20, 28))
     assert restored.shape == (1, 3, 20, 28) and aux.maps.shape == (1, 4, 20, 28)
+    with pytest.raises(TypeError, match="as_float"):
+        restorer(torch.zeros(1, 3, 20, 28, dtype=torch.uint8))
 
 
 def test_a_failed_write_keeps_the_previous_checkpoint(tmp_path: Path) -> None:

@@ -15,6 +15,7 @@ import pytest
 import torch
 from skyclear.degrade.names import TIERS
 from skyclear.restore.checkpoint import load_checkpoint
+from skyclear.restore.config import override
 from skyclear.restore.evaluate import evaluate_checkpoint
 from skyclear.restore.inference import Restorer
 from skyclear.restore.train import NonFiniteError, TrainingInterrupted, train
@@ -240,3 +241,23 @@ def test_a_signal_while_waiting_for_data_still_saves(
         train(config, store, tmp_path / "run", report=during_the_next_fetch)
     assert stopped.value.step == 2
     assert load_checkpoint(tmp_path / "run" / "last.pt")["step"] == 2
+
+
+def test_repeated_sigterm_still_saves_and_resume_takes_new_optimizer_values(
+    store: Path, tmp_path: Path
+) -> None:
+    def twice(event: str, record: dict) -> None:  # a scheduler's and torchrun's copies
+        if event == "checkpoint" and record["step"] == 3:
+            os.kill(os.getpid(), signal.SIGTERM)
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    config = quick_config()
+    with pytest.raises(TrainingInterrupted):
+        train(config, store, tmp_path / "run", report=twice)
+    changed = override(config, ["optim.betas=[0.8, 0.9]", "optim.weight_decay=0.0"])
+    train(changed, store, tmp_path / "run", resume=True)
+    payload = load_checkpoint(tmp_path / "run" / "last.pt")
+    group = payload["optimizer"]["param_groups"][0]
+    assert payload["step"] == 6 and tuple(group["betas"]) == (0.8, 0.9)
+    assert group["weight_decay"] == 0.0
+    assert "- 0.8" in (tmp_path / "run" / "config.yaml").read_text()
