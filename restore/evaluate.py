@@ -30,7 +30,7 @@ from torch import Tensor, nn
 from . import metrics
 from .nn import Aux
 from .perceptual import features_frechet_distance
-from .visual import coloured_maps, to_uint8
+from .visual import example_row
 
 __all__ = [
     "COLUMNS",
@@ -282,8 +282,9 @@ def evaluate_checkpoint(
     def on_batch(batch: dict[str, Any], restored: Tensor, aux: Aux) -> None:
         tier = TIERS[int(batch["tier"][0])]
         if tier not in examples:
-            images = (batch["degraded"][0], restored[0], batch["clean"][0])
-            examples[tier] = [*(to_uint8(i) for i in images), *coloured_maps(aux.maps[0])]
+            examples[tier] = example_row(
+                batch["degraded"][0], restored[0], batch["clean"][0], aux.maps[0]
+            )
         if inception is not None:
             batches = (batch["degraded"], restored, batch["clean"])
             for name, values in zip(features, _features_of(inception, *batches), strict=True):

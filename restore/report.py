@@ -11,12 +11,10 @@ from typing import Any
 from PIL import Image
 
 from .evaluate import GROUPS, Evaluation, Row, score_columns
-from .visual import image_grid
+from .visual import EXAMPLE_TITLES, image_grid
 
-__all__ = ["EXAMPLE_TITLES", "to_markdown", "write_report"]
+__all__ = ["to_markdown", "write_report"]
 
-#: The columns of the example grid, one row per tier.
-EXAMPLE_TITLES = ["degraded", "restored", "clean", "low", "haze", "rain", "snow"]
 
 _HEADERS = {
     "input_psnr": "input PSNR",

@@ -6,10 +6,18 @@ import numpy as np
 import torch
 from numpy.typing import NDArray
 from PIL import Image, ImageDraw
+from skyclear.degrade.io import to_numpy
 from skyclear.degrade.names import DEGRADATIONS
 from torch import Tensor
 
-__all__ = ["MAP_COLOURS", "coloured_maps", "image_grid", "maps_strip", "to_uint8"]
+__all__ = [
+    "EXAMPLE_TITLES",
+    "MAP_COLOURS",
+    "coloured_maps",
+    "example_row",
+    "image_grid",
+    "maps_strip",
+]
 
 #: The colour of each degradation's map at full strength (low, haze, rain, snow).
 MAP_COLOURS: dict[str, tuple[int, int, int]] = {
@@ -20,10 +28,16 @@ MAP_COLOURS: dict[str, tuple[int, int, int]] = {
 }
 
 
-def to_uint8(image: Tensor) -> NDArray[np.uint8]:
-    """``(3, H, W)`` in [0, 1] as ``(H, W, 3)`` uint8."""
-    scaled = (image.detach().float().clamp(0, 1) * 255.0).round().to(torch.uint8)
-    return scaled.permute(1, 2, 0).cpu().numpy()
+#: The columns of an example row (see ``example_row``).
+EXAMPLE_TITLES = ["degraded", "restored", "clean", *DEGRADATIONS]
+
+
+def example_row(
+    degraded: Tensor, restored: Tensor, clean: Tensor, maps: Tensor
+) -> list[NDArray[np.uint8]]:
+    """One sample as grid tiles: the three ``(3, H, W)`` images, then its four coloured
+    parser maps (``EXAMPLE_TITLES``)."""
+    return [*(to_numpy(image) for image in (degraded, restored, clean)), *coloured_maps(maps)]
 
 
 def coloured_maps(maps: Tensor) -> list[NDArray[np.uint8]]:

@@ -13,11 +13,9 @@ from torch.utils.data import Dataset
 
 from ..evaluate import mean_scores, records_of
 from ..inference import Restorer
-from ..visual import coloured_maps, image_grid, to_uint8
+from ..visual import EXAMPLE_TITLES, example_row, image_grid
 
-__all__ = ["GRID_TITLES", "validate", "validation_indices"]
-
-GRID_TITLES = ["degraded", "restored", "clean", "low", "haze", "rain", "snow"]
+__all__ = ["validate", "validation_indices"]
 
 
 def validation_indices(size: int, count: int, seed: int) -> list[int]:
@@ -43,9 +41,10 @@ def validate(
         restored, aux = restorer(batch["degraded"])
         records += records_of(batch, restored, aux)
         if len(tiles) < grid_samples:
-            images = (batch["degraded"][0], restored[0], batch["clean"][0])
-            tiles.append([*(to_uint8(image) for image in images), *coloured_maps(aux.maps[0])])
+            tiles.append(
+                example_row(batch["degraded"][0], restored[0], batch["clean"][0], aux.maps[0])
+            )
     if grid_path is not None and tiles:
         grid_path.parent.mkdir(parents=True, exist_ok=True)
-        Image.fromarray(image_grid(tiles, GRID_TITLES)).save(grid_path)
+        Image.fromarray(image_grid(tiles, EXAMPLE_TITLES)).save(grid_path)
     return mean_scores(records)
