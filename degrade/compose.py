@@ -125,30 +125,73 @@ class Composite:
         """Degrade sRGB ``x`` ``(B, 3, H, W)`` into ``tier`` with freshly drawn parameters."""
         check_image(x)
         params = self.sample(tier, x.shape[0], generator, x.device)
-        return self._apply_checked(x, tier, params, depth)
+        return self._srgb(x, tier, params, self._present(tier, params, x.shape[0]), depth)
 
     def apply(
         self, x: Tensor, tier: str, params: dict[str, Params], depth: Tensor | None = None
     ) -> TierResult:
         """Replay a degradation from ``params`` (deterministic; values are checked)."""
         check_image(x)
-        for name, values in params.items() if isinstance(params, dict) else ():
-            if name in DEGRADATIONS:
-                op = self.operator(name)
-                op.check_values(check_params(values, op.param_names, x.shape[0], type(op).__name__))
-        return self._apply_checked(x, tier, params, depth)
+        present = self._present(tier, params, x.shape[0], check_values=True)
+        return self._srgb(x, tier, params, present, depth)
 
-    def _apply_checked(
-        self, x: Tensor, tier: str, params: dict[str, Params], depth: Tensor | None
-    ) -> TierResult:
+    def apply_linear(
+        self, linear: Tensor, tier: str, params: dict[str, Params], depth: Tensor | None = None
+    ) -> tuple[Tensor, Tensor]:
+        """``apply`` on a linear-light image, with no sRGB conversion either way.
+
+        For float32 and float64 images, ``apply(x, ...).image`` is, to the bit,
+        ``linear_to_srgb(image).clamp(0, 1)`` of this ``image`` for ``linear =
+        srgb_to_linear(x)``: a photo degraded into many tiers can be decoded once.
+        ``linear`` is not modified.
+
+        Returns:
+            ``(image, masks)``: the linear degraded image (not clamped) and the
+            ``(B, 4, H, W)`` masks, in ``linear``'s dtype.
+        """
+        check_image(linear, "linear")
+        present = self._present(tier, params, linear.shape[0], check_values=True)
+        work = linear.float() if linear.dtype in (torch.float16, torch.bfloat16) else linear
+        image, masks = self._degrade_linear(work, present, params, depth)
+        return image.to(linear.dtype), masks.to(linear.dtype)
+
+    def _present(
+        self, tier: str, params: dict[str, Params], batch: int, check_values: bool = False
+    ) -> tuple[str, ...]:
+        """The degradations of ``tier``, once ``params`` is known to hold exactly them."""
         present = parse_tier(tier)
         if not isinstance(params, dict) or set(params) != set(present):
             got = sorted(params) if isinstance(params, dict) else type(params)
             raise ValueError(f"params for tier {tier!r} must hold {list(present)}, got {got}")
-        batch, _, height, width = x.shape
+        if check_values:
+            for name in present:
+                op = self.operator(name)
+                values = check_params(params[name], op.param_names, batch, type(op).__name__)
+                op.check_values(values)
+        return present
+
+    def _srgb(
+        self,
+        x: Tensor,
+        tier: str,
+        params: dict[str, Params],
+        present: tuple[str, ...],
+        depth: Tensor | None,
+    ) -> TierResult:
         work = x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
-        masks = work.new_zeros(batch, len(DEGRADATIONS), height, width)
-        image = srgb_to_linear(work)
+        image, masks = self._degrade_linear(srgb_to_linear(work), present, params, depth)
+        image = linear_to_srgb(image).clamp(0.0, 1.0)
+        return TierResult(image.to(x.dtype), masks.to(x.dtype), params, tier)
+
+    def _degrade_linear(
+        self,
+        image: Tensor,
+        present: tuple[str, ...],
+        params: dict[str, Params],
+        depth: Tensor | None,
+    ) -> tuple[Tensor, Tensor]:
+        batch, _, height, width = image.shape
+        masks = image.new_zeros(batch, len(DEGRADATIONS), height, width)
         medium: Medium | None = None
         for name in _PHYSICAL if self.order == "physical" else _CDD11:
             if name not in present:
@@ -157,15 +200,14 @@ class Composite:
             op_params = check_params(params[name], op.param_names, batch, type(op).__name__)
             if name == "haze":
                 image, mask = op.apply_linear(image, op_params, depth=depth)
-                airlight = srgb_to_linear(op_params["airlight"].to(x.device, x.dtype))
+                airlight = srgb_to_linear(op_params["airlight"].to(image.device, image.dtype))
                 medium = Medium(op_params["beta"], airlight)
             elif name in ("rain", "snow") and self.order == "physical":
                 image, mask = op.apply_linear(image, op_params, medium=medium)
             else:
                 image, mask = op.apply_linear(image, op_params)
             masks[:, DEGRADATIONS.index(name)] = mask[:, 0]
-        image = linear_to_srgb(image).clamp(0.0, 1.0)
-        return TierResult(image.to(x.dtype), masks.to(x.dtype), params, tier)
+        return image, masks
 
 
 def degrade_tier(

@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from ..names import DEGRADATIONS
 from .format import sample_index
 from .ingest import fit_photo, load_source_depth, read_source
 from .options import BuildOptions, sample_seed
@@ -50,6 +51,13 @@ class _Writer:
         attrs: dict[str, Any] = dict(self.group.attrs)
         self.sources: list[str] = [str(name) for name in attrs["sources"]]
         self.composite = Composite(order=options.order)  # type: ignore[arg-type]
+        # Every chunk is written, even one that equals the fill value: zarr would otherwise
+        # compare each chunk with it first, which takes longer than compressing it.
+        images = ["clean", "degraded", "masks"] + (["depth"] if options.depth_dir else [])
+        self.arrays: dict[str, Any] = {}
+        for name in images:
+            array: Any = self.group[name]
+            self.arrays[name] = array.with_config({"write_empty_chunks": True})
 
     def write(self, index: int) -> int:
         """Synthesise and write every sample of source ``index``; return how many."""
@@ -59,9 +67,10 @@ class _Writer:
     def _write(self, index: int) -> int:
         import torch
 
+        from ..color import linear_to_srgb, srgb_to_linear
         from ..io import from_numpy
 
-        options, group = self.options, self.group
+        options, group, arrays = self.options, self.group, self.arrays
         relative = self.sources[index]
         photo = read_source(Path(options.src) / relative, options.size)
         depth = None
@@ -71,48 +80,76 @@ class _Writer:
             )
             # float16 ends at 65504 m; haze is opaque long before, so clip rather than fail.
             stored = np.minimum(fitted, np.float16(65504.0)).astype(np.float16)
-            group["depth"][index] = stored
+            arrays["depth"][index] = stored
             depth = torch.from_numpy(stored.astype(np.float32)).view(
                 1, 1, options.size, options.size
             )
         clean = fit_photo(photo, options.size)
-        group["clean"][index] = clean
-        x = from_numpy(clean)
+        arrays["clean"][index] = clean
+        # Every tier starts from the same photo in linear light: decode it once.
+        linear = srgb_to_linear(from_numpy(clean))
         tiers, variants = len(options.tiers), options.variants
         first = sample_index(index, 0, 0, tiers, variants)
         rows: list[str] = []
-        images: list[np.ndarray] = []
-        masks: list[np.ndarray] = []
+        batch = _Batch(min(_WRITE_BATCH, tiers * variants), options.size)
         for tier in options.tiers:
+            present = [DEGRADATIONS.index(name) for name in tier.split("_")]
             for variant in range(variants):
                 seed = sample_seed(options.seed, index, tier, variant)
                 generator = torch.Generator().manual_seed(seed)
                 with torch.no_grad():
-                    result = self.composite(x, tier, generator, depth)
-                images.append(to_uint8(result.image[0].permute(1, 2, 0)))
-                masks.append(to_uint8(result.masks[0]))
-                rows.append(json.dumps(_record(tier, variant, seed, result.params), sort_keys=True))
-                if len(images) == _WRITE_BATCH:
-                    self._flush(first + len(rows) - len(images), images, masks)
-        self._flush(first + len(rows) - len(images), images, masks)
+                    params = self.composite.sample(tier, 1, generator)
+                    image, mask = self.composite.apply_linear(linear, tier, params, depth)
+                    batch.add(linear_to_srgb(image)[0], mask[0], present)
+                rows.append(json.dumps(_record(tier, variant, seed, params), sort_keys=True))
+                if batch.full:
+                    self._flush(first + len(rows) - batch.count, batch)
+        self._flush(first + len(rows) - batch.count, batch)
         group["params"][first : first + len(rows)] = np.array(rows, dtype=object)
         return len(rows)
 
-    def _flush(self, start: int, images: list[np.ndarray], masks: list[np.ndarray]) -> None:
+    def _flush(self, start: int, batch: _Batch) -> None:
         """Write buffered samples in one call per array (zarr encodes them together)."""
-        if images:
-            self.group["degraded"][start : start + len(images)] = np.stack(images)
-            self.group["masks"][start : start + len(masks)] = np.stack(masks)
-            images.clear()
-            masks.clear()
+        if batch.count:
+            self.arrays["degraded"][start : start + batch.count] = batch.images[: batch.count]
+            self.arrays["masks"][start : start + batch.count] = batch.masks[: batch.count]
+            batch.count = 0
+
+
+class _Batch:
+    """uint8 buffers that samples are converted into, in the layout of the store."""
+
+    def __init__(self, capacity: int, size: int) -> None:
+        self.images = np.empty((capacity, size, size, 3), np.uint8)
+        self.masks = np.empty((capacity, 4, size, size), np.uint8)
+        self.count = 0
+
+    @property
+    def full(self) -> bool:
+        return self.count == len(self.images)
+
+    def add(self, srgb: Any, masks: Any, present: list[int]) -> None:
+        """Add a ``(3, S, S)`` sRGB image (a temporary: it is overwritten) and its
+        ``(4, S, S)`` masks, as ``to_uint8`` would convert them; ``present`` lists the
+        mask channels of the tier's degradations (the others are zero)."""
+        import torch
+
+        image = torch.from_numpy(self.images[self.count])
+        # In place; the values are whole numbers by then, so the uint8 copy is exact.
+        image.copy_(srgb.clamp_(0.0, 1.0).mul_(255.0).round_().permute(1, 2, 0))
+        channels = torch.from_numpy(self.masks[self.count])
+        channels.zero_()
+        for c in present:
+            channels[c].copy_(masks[c].clamp(0.0, 1.0).mul_(255.0).round_())
+        self.count += 1
 
 
 _WRITE_BATCH = 16  # samples buffered before a write: ~30 MB at 512 x 512
 
 
 def to_uint8(tensor: Any) -> np.ndarray:
-    """[0, 1] floats to uint8 codes, ``round(255 x)``."""
-    return np.asarray((tensor.clamp(0, 1) * 255.0).round().byte().numpy())
+    """[0, 1] floats to uint8 codes, ``round(255 x)`` (values outside are clamped first)."""
+    return np.asarray(tensor.clamp(0, 1).mul_(255.0).round_().byte().numpy())
 
 
 def _record(tier: str, variant: int, seed: int, params: dict[str, Any]) -> dict[str, Any]:

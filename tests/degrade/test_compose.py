@@ -11,6 +11,7 @@ from skyclear.degrade import (
     Haze,
     LowLight,
     degrade_tier,
+    linear_to_srgb,
     parse_tier,
     srgb_to_linear,
 )
@@ -50,6 +51,22 @@ def test_replay_and_masks_independent_of_order(image: torch.Tensor, tier: str) -
     cdd = Composite(order="cdd11").apply(image, tier, out.params)
     torch.testing.assert_close(cdd.masks, out.masks, atol=1e-6, rtol=0)
     assert not torch.allclose(cdd.image, out.image)
+
+
+@pytest.mark.parametrize("order", ["physical", "cdd11"])
+def test_apply_linear_is_apply_without_the_srgb_curve(image: torch.Tensor, order: str) -> None:
+    composite = Composite(order=order)  # type: ignore[arg-type]
+    linear = srgb_to_linear(image)
+    before = linear.clone()
+    for tier in ("low_haze_rain", "low_snow", "haze"):
+        params = composite.sample(tier, image.shape[0], torch.Generator().manual_seed(5))
+        expected = composite.apply(image, tier, params)
+        degraded, masks = composite.apply_linear(linear, tier, params)
+        assert torch.equal(linear_to_srgb(degraded).clamp(0.0, 1.0), expected.image)
+        assert torch.equal(masks, expected.masks)
+    assert torch.equal(linear, before)
+    with pytest.raises(ValueError, match="must hold"):
+        composite.apply_linear(linear, "low_rain", {"low": params["haze"]})
 
 
 def test_physical_order_dims_the_airlight_too(image: torch.Tensor) -> None:

@@ -60,3 +60,14 @@ def test_prefixes_agree_for_any_count() -> None:
     short = counter_rng.uniform(torch.tensor([5]), (10,), stream=0)
     long = counter_rng.uniform(torch.tensor([5]), (1000,), stream=0)
     assert torch.equal(short, long[:, :10])
+
+
+def test_normal_table_gives_the_computed_quantiles() -> None:
+    """Large draws look quantiles up in a table; they equal the quantiles computed."""
+    seed = torch.tensor([17, 4])
+    for dtype in (torch.float32, torch.float64):
+        large = counter_rng.normal(seed, (3, 200, 200), stream=12, dtype=dtype)
+        words = counter_rng.random_bits(seed, 3 * 200 * 200 // 2, 12)
+        halves = words.view(torch.int16)
+        expected = counter_rng._quantiles(halves, dtype).view(2, 3, 200, 200)
+        assert torch.equal(large, expected)

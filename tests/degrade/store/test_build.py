@@ -101,6 +101,37 @@ def test_depth_is_stored_and_used(tmp_path: Path) -> None:
     assert far > near, "farther scenes are hazier"
 
 
+@pytest.mark.parametrize("order", ["physical", "cdd11"])
+def test_samples_replay_from_their_params(tmp_path: Path, order: str) -> None:
+    """Each stored sample is ``Composite.apply`` of its clean photo and recorded params."""
+    import torch
+    from skyclear.degrade.compose import Composite
+    from skyclear.degrade.io import from_numpy
+    from skyclear.degrade.store.writer import to_uint8
+
+    src, depth_dir = tmp_path / "src", tmp_path / "depth"
+    write_photos(src, count=2)
+    (depth_dir / "sub").mkdir(parents=True)
+    np.save(depth_dir / "p0.npy", np.linspace(2.0, 40.0, 48 * 64, dtype=np.float32).reshape(48, 64))
+    np.save(depth_dir / "sub" / "p1.npy", np.full((48, 64), 12.0, np.float32))
+    build(_options(src, order=order, depth_dir=str(depth_dir)), tmp_path / "d.zarr")
+    group = open_store(tmp_path / "d.zarr")
+    composite = Composite(order=order)  # type: ignore[arg-type]
+    for m in range(group["degraded"].shape[0]):
+        source = int(group["source"][m])
+        record = json.loads(str(group["params"][m]))
+        params = {
+            name: {key: torch.tensor([value]) for key, value in values.items()}
+            for name, values in record["params"].items()
+        }
+        clean = from_numpy(group["clean"][source])
+        depth = torch.from_numpy(group["depth"][source].astype(np.float32))[None, None]
+        with torch.no_grad():
+            replay = composite.apply(clean, record["tier"], params, depth=depth)
+        assert np.array_equal(to_uint8(replay.image[0].permute(1, 2, 0)), group["degraded"][m])
+        assert np.array_equal(to_uint8(replay.masks[0]), group["masks"][m])
+
+
 def test_missing_depth_is_an_error(tmp_path: Path, src: Path) -> None:
     (tmp_path / "depth").mkdir()
     with pytest.raises(FileNotFoundError, match="no depth map"):
