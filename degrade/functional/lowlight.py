@@ -15,6 +15,8 @@ The mask is the darkening fraction ``clip(1 - G, 0, 1)``.
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import Tensor
 
@@ -45,14 +47,26 @@ def illumination_gain(
         size: ``(H, W)``.
         dtype: floating dtype of the result.
     """
-    field = smooth_field(seed, size, _ILLUMINATION_CELLS, _STREAM_FIELD, dtype)
-    log_gain = field * _per_sample(spread, field)
+    # In place on the fresh field: the gain depends on parameters only, never on an image.
+    log_gain = smooth_field(seed, size, _ILLUMINATION_CELLS, _STREAM_FIELD, dtype)
+    log_gain.mul_(_per_sample(spread, log_gain))
     # Subtracting the per-sample maximum before exp keeps large spreads finite.
-    log_gain = log_gain - log_gain.amax(dim=(-2, -1), keepdim=True)
-    variation = torch.exp(log_gain)
-    variation = variation / variation.mean(dim=(-2, -1), keepdim=True)
+    variation = log_gain.sub_(log_gain.amax(dim=(-2, -1), keepdim=True)).exp_()
+    variation.div_(variation.mean(dim=(-2, -1), keepdim=True))
     # Less light never means more: where exposure * g would pass 1 the gain stops at 1.
-    return (variation * _per_sample(exposure, variation)).clamp_max(1.0)
+    return variation.mul_(_per_sample(exposure, variation)).clamp_max_(1.0)
+
+
+class _Quantise(torch.autograd.Function):
+    """``round(x * levels) / levels``, with the gradient passed straight through."""
+
+    @staticmethod
+    def forward(ctx: Any, x: Tensor, levels: Tensor) -> Tensor:
+        return x.mul(levels).round_().div_(levels)
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None]:
+        return grad, None
 
 
 def sensor_noise(x: Tensor, shot: Tensor, read: Tensor, bits: Tensor, seed: Tensor) -> Tensor:
@@ -61,7 +75,8 @@ def sensor_noise(x: Tensor, shot: Tensor, read: Tensor, bits: Tensor, seed: Tens
     ``y = quantise(clip(x + sqrt(shot * x + read) * n, 0, 1), bits)``, ``n ~ N(0, 1)``
     drawn from ``seed``. For gradients the noise realisation is a constant added to the
     signal and quantisation passes gradients straight through, so ``dy/dx`` is 1 wherever
-    the sensor does not clip; that lets the noise be computed in place, off the graph.
+    the sensor does not clip. The values do not depend on whether gradients are tracked;
+    without them, everything after the noise draw is computed in place.
 
     Args:
         x: ``(B, 3, H, W)`` linear signal.
@@ -70,17 +85,23 @@ def sensor_noise(x: Tensor, shot: Tensor, read: Tensor, bits: Tensor, seed: Tens
         bits: ``(B,)`` ADC bit depth; 0 keeps values continuous.
         seed: ``(B,)`` noise seeds.
     """
+    tracked = x.requires_grad and torch.is_grad_enabled()
     with torch.no_grad():
         noise = counter_rng.normal(seed, tuple(x.shape[1:]), _STREAM_NOISE, x.dtype)
         # mul then add_: addcmul with per-sample broadcast operands takes a slow path.
         std = torch.mul(x.detach(), _per_sample(shot, x)).add_(_per_sample(read, x))
         noise.mul_(std.clamp_min_(0.0).sqrt_())
-    noisy = (x + noise).clamp(0.0, 1.0)
-    with torch.no_grad():
-        levels = _per_sample(torch.exp2(bits.double()) - 1.0, x).clamp_min(1.0)
-        step = noisy.detach() * levels
-        step.round_().div_(levels).sub_(noisy.detach()).mul_(_per_sample(bits > 0, x))
-    return noisy + step
+    noisy = (x + noise).clamp(0.0, 1.0) if tracked else noise.add_(x).clamp_(0.0, 1.0)
+    quantised = bits > 0
+    if not bool(quantised.any()):
+        return noisy
+    levels = _per_sample(torch.exp2(bits.double()) - 1.0, x).clamp_min(1.0)
+    if bool(quantised.all()):
+        if tracked:
+            return _Quantise.apply(noisy, levels)
+        return noisy.mul_(levels).round_().div_(levels)
+    stepped = _Quantise.apply(noisy, levels) if tracked else noisy.mul(levels).round_().div_(levels)
+    return torch.where(_per_sample(quantised, x) > 0, stepped, noisy)
 
 
 def low_light(

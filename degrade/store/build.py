@@ -19,6 +19,7 @@ from pathlib import Path
 
 from .format import StoreError
 from .ingest import Skipped, find_sources
+from .kept import KeptPhotos
 from .options import BuildOptions, sample_seed
 from .prepare import prepare_once
 from .writer import Workers, pending_sources
@@ -76,19 +77,25 @@ def build(
         raise StoreError(f"--src {src} is not a folder")
     if options.depth_dir is not None and not Path(options.depth_dir).is_dir():
         raise StoreError(f"--depth {options.depth_dir} is not a folder")
-    with Workers(workers) as pool:
-        sources, skipped = find_sources(src, options.size, pool.ingest)
-        if not sources:
-            raise StoreError(f"no usable photo in {src} ({len(skipped)} files skipped)")
-        prepare_once(path, options, sources, skipped, overwrite)
-        mine = [i for i in pending_sources(path) if i % shard[1] == shard[0]]
-        per_source = len(options.tiers) * options.variants
-        advance = progress("samples", len(mine) * per_source) if progress else None
-        written = 0
-        for count in pool.write(path, options, mine):
-            written += count
-            if advance:
-                advance(count)
+    # A shard would keep every photo but use a few: it decodes its own photos twice.
+    keep = KeptPhotos.beside(path) if shard[1] == 1 else None
+    try:
+        with Workers(workers) as pool:
+            sources, skipped = find_sources(src, options.size, pool.ingest, keep)
+            if not sources:
+                raise StoreError(f"no usable photo in {src} ({len(skipped)} files skipped)")
+            prepare_once(path, options, sources, skipped, overwrite)
+            mine = [i for i in pending_sources(path) if i % shard[1] == shard[0]]
+            per_source = len(options.tiers) * options.variants
+            advance = progress("samples", len(mine) * per_source) if progress else None
+            written = 0
+            for count in pool.write(path, options, mine, keep):
+                written += count
+                if advance:
+                    advance(count)
+    finally:
+        if keep is not None:
+            keep.remove()
     complete = False
     if shard[1] == 1:
         if pending_sources(path):

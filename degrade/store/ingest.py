@@ -20,10 +20,10 @@ from PIL import Image
 
 from ..depth import load_depth
 from ..io import UnusableImageError, read_image
+from .kept import KeptPhotos
 
 __all__ = [
     "Skipped",
-    "check_source",
     "find_depth",
     "find_sources",
     "fit_depth",
@@ -83,21 +83,22 @@ def read_source(path: Path, size: int) -> NDArray[np.uint8]:
     return photo
 
 
-def check_source(path: Path, size: int) -> str | None:
-    """``None`` if ``path`` is a usable source, else the reason it is not."""
+def _check_item(item: tuple[Path, str, int, KeptPhotos | None]) -> str | None:
+    src, relative, size, keep = item
     try:
-        read_source(path, size)
+        photo = read_source(src / relative, size)
     except UnusableImageError as error:
         return error.reason
+    if keep is not None:
+        keep.save(relative, fit_photo(photo, size), (photo.shape[0], photo.shape[1]))
     return None
 
 
-def _check_item(item: tuple[Path, int]) -> str | None:
-    return check_source(*item)
-
-
 def find_sources(
-    src: Path, size: int, mapper: Callable[..., Iterable[str | None]] = map
+    src: Path,
+    size: int,
+    mapper: Callable[..., Iterable[str | None]] = map,
+    keep: KeptPhotos | None = None,
 ) -> tuple[list[str], list[Skipped]]:
     """Usable photos under ``src`` (relative POSIX paths, sorted) and the files skipped.
 
@@ -105,11 +106,11 @@ def find_sources(
         src: the folder of photos.
         size: the crop size every source must reach.
         mapper: ``map`` or a process pool's ``imap``, to decode candidates in parallel.
+        keep: where to keep each usable photo fitted to ``size``, for the writers.
     """
     candidates, skipped = _candidates(src)
     sources = []
-    paths = [src / relative for relative in candidates]
-    reasons = mapper(_check_item, [(path, size) for path in paths])
+    reasons = mapper(_check_item, [(src, relative, size, keep) for relative in candidates])
     for relative, reason in zip(candidates, reasons, strict=True):
         if reason is None:
             sources.append(relative)

@@ -16,6 +16,7 @@ import numpy as np
 from ..names import DEGRADATIONS
 from .format import FORMAT, StoreError, compressor
 from .ingest import Skipped
+from .kept import process_is_gone
 from .options import BuildOptions, split_of
 
 __all__ = ["prepare_once"]
@@ -45,6 +46,9 @@ def _attributes(
         "skipped": [asdict(item) for item in skipped],
         "version": _skyclear_version(),
     }
+
+
+_INDEX_CHUNK = 1 << 20  # samples per chunk of the index arrays source, tier and split
 
 
 def _prepare(path: Path, options: BuildOptions, sources: list[str], skipped: list[Skipped]) -> None:
@@ -80,9 +84,13 @@ def _prepare(path: Path, options: BuildOptions, sources: list[str], skipped: lis
     )
     if options.depth_dir is not None:
         array("depth", (count, size, size), (1, size, size), "float16", ["source", "y", "x"])
-    source = array("source", (total,), (per_source,), "int32", ["sample"])
-    tier = array("tier", (total,), (per_source,), "uint8", ["sample"])
-    split = array("split", (total,), (per_source,), "uint8", ["sample"])
+    # Written once, here: one chunk (up to a million samples) is one file to write and to
+    # read, where a chunk per source would be thousands.
+    index_chunks = (max(1, min(total, _INDEX_CHUNK)),)
+    source = array("source", (total,), index_chunks, "int32", ["sample"])
+    tier = array("tier", (total,), index_chunks, "uint8", ["sample"])
+    split = array("split", (total,), index_chunks, "uint8", ["sample"])
+    # One chunk per source: the chunk written last marks the source done.
     array("params", (total,), (per_source,), str, ["sample"], fill="")
     if total:
         source[:] = np.repeat(np.arange(count, dtype=np.int32), per_source)
@@ -149,14 +157,9 @@ def _lock_is_stale(lock: Path) -> bool:
         if not text.strip():
             return time.time() - lock.stat().st_mtime > 10.0
         host, pid = text.split()
-        if host != socket.gethostname():
-            return False
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return True
+        return process_is_gone(host, int(pid))
     except (OSError, ValueError):
         return False
-    return False
 
 
 def prepare_once(

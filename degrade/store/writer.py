@@ -13,6 +13,7 @@ import numpy as np
 from ..names import DEGRADATIONS
 from .format import sample_index
 from .ingest import fit_photo, load_source_depth, read_source
+from .kept import KeptPhotos
 from .options import BuildOptions, sample_seed
 
 __all__ = ["Workers", "pending_sources", "single_threaded", "to_uint8"]
@@ -41,12 +42,13 @@ def pending_sources(path: Path) -> list[int]:
 class _Writer:
     """Synthesises and writes every sample of one source (runs in a worker)."""
 
-    def __init__(self, path: Path, options: BuildOptions) -> None:
+    def __init__(self, path: Path, options: BuildOptions, keep: KeptPhotos | None) -> None:
         import zarr
 
         from ..compose import Composite
 
         self.options = options
+        self.keep = keep
         self.group: Any = zarr.open_group(store=str(path), mode="r+")
         attrs: dict[str, Any] = dict(self.group.attrs)
         self.sources: list[str] = [str(name) for name in attrs["sources"]]
@@ -72,20 +74,17 @@ class _Writer:
 
         options, group, arrays = self.options, self.group, self.arrays
         relative = self.sources[index]
-        photo = read_source(Path(options.src) / relative, options.size)
+        clean, shape = self._photo(relative)
+        arrays["clean"][index] = clean
         depth = None
         if options.depth_dir is not None:
-            fitted = load_source_depth(
-                Path(options.depth_dir), relative, photo.shape[:2], options.size
-            )
+            fitted = load_source_depth(Path(options.depth_dir), relative, shape, options.size)
             # float16 ends at 65504 m; haze is opaque long before, so clip rather than fail.
             stored = np.minimum(fitted, np.float16(65504.0)).astype(np.float16)
             arrays["depth"][index] = stored
             depth = torch.from_numpy(stored.astype(np.float32)).view(
                 1, 1, options.size, options.size
             )
-        clean = fit_photo(photo, options.size)
-        arrays["clean"][index] = clean
         # Every tier starts from the same photo in linear light: decode it once.
         linear = srgb_to_linear(from_numpy(clean))
         tiers, variants = len(options.tiers), options.variants
@@ -107,6 +106,15 @@ class _Writer:
         self._flush(first + len(rows) - batch.count, batch)
         group["params"][first : first + len(rows)] = np.array(rows, dtype=object)
         return len(rows)
+
+    def _photo(self, relative: str) -> tuple[np.ndarray, tuple[int, int]]:
+        """The source fitted to S x S, and its shape before fitting."""
+        size = self.options.size
+        kept = self.keep.take(relative) if self.keep is not None else None
+        if kept is not None and kept[0].shape == (size, size, 3):
+            return kept
+        photo = read_source(Path(self.options.src) / relative, size)
+        return fit_photo(photo, size), (photo.shape[0], photo.shape[1])
 
     def _flush(self, start: int, batch: _Batch) -> None:
         """Write buffered samples in one call per array (zarr encodes them together)."""
@@ -134,9 +142,12 @@ class _Batch:
         mask channels of the tier's degradations (the others are zero)."""
         import torch
 
-        image = torch.from_numpy(self.images[self.count])
-        # In place; the values are whole numbers by then, so the uint8 copy is exact.
-        image.copy_(srgb.clamp_(0.0, 1.0).mul_(255.0).round_().permute(1, 2, 0))
+        # In place; the values are whole numbers by then, so the uint8 cast is exact. The
+        # channels are interleaved one at a time: a permuted copy is several times slower.
+        codes = srgb.clamp_(0.0, 1.0).mul_(255.0).round_().to(torch.uint8).numpy()
+        image = self.images[self.count]
+        for c in range(3):
+            image[..., c] = codes[c]
         channels = torch.from_numpy(self.masks[self.count])
         channels.zero_()
         for c in present:
@@ -187,12 +198,12 @@ def single_threaded() -> Iterator[None]:
 _WRITERS: dict[tuple[Path, BuildOptions], _Writer] = {}
 
 
-def _work(task: tuple[Path, BuildOptions, int]) -> int:
+def _work(task: tuple[Path, BuildOptions, KeptPhotos | None, int]) -> int:
     """Write one source in a worker process, opening the store once per worker."""
-    path, options, index = task
+    path, options, keep, index = task
     writer = _WRITERS.get((path, options))
     if writer is None:
-        writer = _WRITERS[(path, options)] = _Writer(path, options)
+        writer = _WRITERS[(path, options)] = _Writer(path, options, keep)
     return writer.write(index)
 
 
@@ -218,11 +229,11 @@ class Workers:
         return self
 
     def __exit__(self, kind: object, *exc: object) -> None:
+        # Every task's result has been taken by then (or the run failed): the workers are
+        # idle, have nothing left to write, and are stopped rather than left to unwind
+        # torch and zarr on their own, which takes most of a second.
         if self.pool is not None:
-            if kind is None:
-                self.pool.close()
-            else:
-                self.pool.terminate()
+            self.pool.terminate()
             self.pool.join()
 
     def ingest(
@@ -232,10 +243,12 @@ class Workers:
             return map(function, items)
         return self.pool.imap(function, items, chunksize=4)
 
-    def write(self, path: Path, options: BuildOptions, indices: list[int]) -> Iterator[int]:
+    def write(
+        self, path: Path, options: BuildOptions, indices: list[int], keep: KeptPhotos | None
+    ) -> Iterator[int]:
         if self.pool is None:
-            return map(_Writer(path, options).write, indices)
-        tasks = [(path, options, index) for index in indices]
+            return map(_Writer(path, options, keep).write, indices)
+        tasks = [(path, options, keep, index) for index in indices]
         return self.pool.imap_unordered(_work, tasks, chunksize=1)
 
 

@@ -85,3 +85,26 @@ def test_bits_are_integers_in_range() -> None:
     params = LowLight(bits=(8, 10)).sample(300, torch.Generator().manual_seed(2))
     assert params["bits"].dtype == torch.int64
     assert set(params["bits"].tolist()) == {8, 9, 10}
+
+
+def test_sensor_values_do_not_depend_on_gradient_tracking() -> None:
+    """In place without gradients, straight through with them: the same values, and a
+    batch mixing quantised and continuous samples treats each as if alone."""
+    x = torch.rand(3, 3, 24, 24) * 0.2
+    args = (
+        torch.tensor([1e-3, 5e-3, 2e-3]),
+        torch.tensor([1e-5, 0.0, 3e-5]),
+        torch.tensor([10, 0, 12]),
+        torch.tensor([7, 8, 9]),
+    )
+    plain = sensor_noise(x, *args)
+    tracked = x.clone().requires_grad_(True)
+    noisy = sensor_noise(tracked, *args)
+    assert torch.equal(noisy.detach(), plain)
+    noisy.sum().backward()
+    inside = (plain > 0) & (plain < 1)
+    assert tracked.grad is not None and bool((tracked.grad[inside] == 1).all())
+    for b in range(3):
+        alone = sensor_noise(x[b : b + 1], *(value[b : b + 1] for value in args))
+        assert torch.equal(alone, plain[b : b + 1])
+    assert len(torch.unique(plain[0] * 1023)) < len(torch.unique(plain[1] * 1023))

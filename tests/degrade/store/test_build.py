@@ -59,9 +59,9 @@ def test_schema(src: Path, tmp_path: Path) -> None:
         "clean": ("uint8", (3, SIZE, SIZE, 3), (1, SIZE, SIZE, 3)),
         "degraded": ("uint8", (66, SIZE, SIZE, 3), (1, SIZE, SIZE, 3)),
         "masks": ("uint8", (66, 4, SIZE, SIZE), (1, 4, SIZE, SIZE)),
-        "source": ("int32", (66,), (22,)),
-        "tier": ("uint8", (66,), (22,)),
-        "split": ("uint8", (66,), (22,)),
+        "source": ("int32", (66,), (66,)),
+        "tier": ("uint8", (66,), (66,)),
+        "split": ("uint8", (66,), (66,)),
     }
     for name, (dtype, shape, chunks) in expected.items():
         array = group[name]
@@ -216,6 +216,50 @@ def test_shards_fill_one_store_like_a_single_run(src: Path, tmp_path: Path) -> N
     assert _tree_digest(tmp_path / "single.zarr") == _tree_digest(sharded)
 
 
+def test_kept_photos_are_used_when_readable_and_removed(
+    src: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ingest keeps fitted photos for the writers; a kept file that cannot be read is
+    replaced by decoding the photo again, and nothing is left beside the store."""
+    from skyclear.degrade.store.kept import KeptPhotos
+
+    build(_options(src), tmp_path / "kept.zarr")
+    taken: list[bool] = []
+    original_take = KeptPhotos.take
+
+    def counting_take(self: KeptPhotos, relative: str) -> object:
+        kept = original_take(self, relative)
+        taken.append(kept is not None)
+        return kept
+
+    def torn_save(self: KeptPhotos, relative: str, fitted: object, shape: object) -> None:
+        self._file(relative).write_bytes(b"PK\x03\x04 torn")
+
+    monkeypatch.setattr(KeptPhotos, "take", counting_take)
+    build(_options(src, seed=3), tmp_path / "used.zarr")
+    assert taken == [True, True, True]
+    monkeypatch.setattr(KeptPhotos, "save", torn_save)
+    build(_options(src), tmp_path / "torn.zarr")
+    assert taken[3:] == [False, False, False]
+    assert _tree_digest(tmp_path / "torn.zarr") == _tree_digest(tmp_path / "kept.zarr")
+    assert not list(tmp_path.glob(".*.photos-*"))
+
+
+def test_stale_kept_photos_of_dead_runs_are_removed(src: Path, tmp_path: Path) -> None:
+    import socket
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)  # fmt: skip
+    host = socket.gethostname()
+    stale = tmp_path / f".d.zarr.photos-{host}-{int(dead.stdout)}"
+    alive = tmp_path / f".d.zarr.photos-{host}-{os.getppid()}"
+    elsewhere = tmp_path / f".d.zarr.photos-another-host-{int(dead.stdout)}"
+    for folder in (stale, alive, elsewhere):
+        folder.mkdir()
+    build(_options(src), tmp_path / "d.zarr")
+    assert not stale.exists() and alive.exists() and elsewhere.exists()
+
+
 def test_a_different_command_is_refused(src: Path, tmp_path: Path) -> None:
     build(_options(src), tmp_path / "d.zarr")
     with pytest.raises(StoreError, match="differs in: seed"):
@@ -281,6 +325,7 @@ def test_resume_after_sigkill_is_byte_identical(
         open_store(store)
     subprocess.run(_cli(*args, "--out", str(store)), check=True, capture_output=True)
     assert _tree_digest(store) == _tree_digest(reference)
+    assert not list(tmp_path.glob(".killed.zarr.photos-*")), "the killed run's photos stay"
 
 
 def test_bad_and_odd_files(tmp_path: Path) -> None:
