@@ -229,11 +229,11 @@ class Workers:
         return self
 
     def __exit__(self, kind: object, *exc: object) -> None:
-        # Every task's result has been taken by then (or the run failed): the workers are
-        # idle, have nothing left to write, and are stopped rather than left to unwind
-        # torch and zarr on their own, which takes most of a second.
         if self.pool is not None:
-            self.pool.terminate()
+            if kind is None:
+                self.pool.close()
+            else:
+                self.pool.terminate()
             self.pool.join()
 
     def ingest(
@@ -253,20 +253,25 @@ class Workers:
 
 
 def _single_thread() -> None:
-    """Set up a worker process: one thread for torch and blosc, and a heap that keeps
-    its memory.
+    """Set up a worker process: one thread for torch and blosc, a heap that keeps its
+    memory, and a quick exit.
 
     The operators allocate many image-sized temporaries; glibc returns each freed block
     to the kernel and the next one page-faults back in, which costs a third of the
     synthesis time. In our own worker processes (never in the caller's), freed blocks stay
     on the heap instead.
     """
+    import atexit
     import ctypes
     import ctypes.util
+    import os
 
     import numcodecs.blosc
     import torch
 
+    # A worker leaves once the pool is closed and its last result delivered; unwinding
+    # torch and zarr at interpreter exit would take most of a second, for nothing.
+    atexit.register(os._exit, 0)
     torch.set_num_threads(1)
     numcodecs.blosc.set_nthreads(1)
     libc_name = ctypes.util.find_library("c")
