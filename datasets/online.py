@@ -17,7 +17,7 @@ from skyclear.degrade.store.ingest import (
     load_source_depth,
     read_source,
 )
-from skyclear.degrade.store.writer import single_threaded, to_uint8
+from skyclear.degrade.store.writer import hwc_uint8, single_threaded, to_uint8
 from torch.utils.data import Dataset
 
 from ._sample import Crop, Sample, make_sample
@@ -111,7 +111,7 @@ class OnlineSynthesis(Dataset[Sample]):
         generator = torch.Generator().manual_seed(seed)
         with torch.no_grad(), single_threaded():
             result = self.composite(from_numpy(clean), tier, generator, depth)
-        degraded = to_uint8(result.image[0].permute(1, 2, 0))
+        degraded = hwc_uint8(result.image[0])
         masks = to_uint8(result.masks[0])
         rows, cols = self.crop.window(self.size, self.size)
         return make_sample(

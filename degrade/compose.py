@@ -151,8 +151,7 @@ class Composite:
         """
         check_image(linear, "linear")
         present = self._present(tier, params, linear.shape[0], check_values=True)
-        work = linear.float() if linear.dtype in (torch.float16, torch.bfloat16) else linear
-        image, masks = self._degrade_linear(work, present, params, depth)
+        image, masks = self._degrade_linear(_single_or_double(linear), present, params, depth)
         return image.to(linear.dtype), masks.to(linear.dtype)
 
     def _present(
@@ -178,8 +177,8 @@ class Composite:
         present: tuple[str, ...],
         depth: Tensor | None,
     ) -> TierResult:
-        work = x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
-        image, masks = self._degrade_linear(srgb_to_linear(work), present, params, depth)
+        linear = srgb_to_linear(_single_or_double(x))
+        image, masks = self._degrade_linear(linear, present, params, depth)
         image = linear_to_srgb(image).clamp(0.0, 1.0)
         return TierResult(image.to(x.dtype), masks.to(x.dtype), params, tier)
 
@@ -208,6 +207,11 @@ class Composite:
                 image, mask = op.apply_linear(image, op_params)
             masks[:, DEGRADATIONS.index(name)] = mask[:, 0]
         return image, masks
+
+
+def _single_or_double(x: Tensor) -> Tensor:
+    """Half-precision images are degraded in float32 (and returned in their own dtype)."""
+    return x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
 
 
 def degrade_tier(

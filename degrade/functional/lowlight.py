@@ -57,12 +57,17 @@ def illumination_gain(
     return variation.mul_(_per_sample(exposure, variation)).clamp_max_(1.0)
 
 
+def _quantise_(x: Tensor, levels: Tensor) -> Tensor:
+    """``round(x * levels) / levels``, in place."""
+    return x.mul_(levels).round_().div_(levels)
+
+
 class _Quantise(torch.autograd.Function):
-    """``round(x * levels) / levels``, with the gradient passed straight through."""
+    """``_quantise_`` on a copy, with the gradient passed straight through."""
 
     @staticmethod
     def forward(ctx: Any, x: Tensor, levels: Tensor) -> Tensor:
-        return x.mul(levels).round_().div_(levels)
+        return _quantise_(x.clone(), levels)
 
     @staticmethod
     def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None]:
@@ -96,12 +101,12 @@ def sensor_noise(x: Tensor, shot: Tensor, read: Tensor, bits: Tensor, seed: Tens
     if not bool(quantised.any()):
         return noisy
     levels = _per_sample(torch.exp2(bits.double()) - 1.0, x).clamp_min(1.0)
-    if bool(quantised.all()):
-        if tracked:
-            return _Quantise.apply(noisy, levels)
-        return noisy.mul_(levels).round_().div_(levels)
-    stepped = _Quantise.apply(noisy, levels) if tracked else noisy.mul(levels).round_().div_(levels)
-    return torch.where(_per_sample(quantised, x) > 0, stepped, noisy)
+    every = bool(quantised.all())
+    if tracked:
+        stepped = _Quantise.apply(noisy, levels)
+    else:  # in place, unless the continuous samples still need ``noisy``
+        stepped = _quantise_(noisy if every else noisy.clone(), levels)
+    return stepped if every else torch.where(_per_sample(quantised, x) > 0, stepped, noisy)
 
 
 def low_light(

@@ -16,7 +16,7 @@ from .ingest import fit_photo, load_source_depth, read_source
 from .kept import KeptPhotos
 from .options import BuildOptions, sample_seed
 
-__all__ = ["Workers", "pending_sources", "single_threaded", "to_uint8"]
+__all__ = ["Workers", "hwc_uint8", "pending_sources", "single_threaded", "to_uint8"]
 
 
 def _source_done(params: Any, index: int, per_source: int) -> bool:
@@ -137,21 +137,14 @@ class _Batch:
         return self.count == len(self.images)
 
     def add(self, srgb: Any, masks: Any, present: list[int]) -> None:
-        """Add a ``(3, S, S)`` sRGB image (a temporary: it is overwritten) and its
-        ``(4, S, S)`` masks, as ``to_uint8`` would convert them; ``present`` lists the
-        mask channels of the tier's degradations (the others are zero)."""
-        import torch
-
-        # In place; the values are whole numbers by then, so the uint8 cast is exact. The
-        # channels are interleaved one at a time: a permuted copy is several times slower.
-        codes = srgb.clamp_(0.0, 1.0).mul_(255.0).round_().to(torch.uint8).numpy()
-        image = self.images[self.count]
-        for c in range(3):
-            image[..., c] = codes[c]
-        channels = torch.from_numpy(self.masks[self.count])
-        channels.zero_()
+        """Add a ``(3, S, S)`` sRGB image and its ``(4, S, S)`` masks, converted by
+        ``to_uint8``; ``present`` lists the mask channels of the tier's degradations (the
+        others are zero)."""
+        hwc_uint8(srgb, out=self.images[self.count])
+        channels = self.masks[self.count]
+        channels.fill(0)
         for c in present:
-            channels[c].copy_(masks[c].clamp(0.0, 1.0).mul_(255.0).round_())
+            channels[c] = to_uint8(masks[c])
         self.count += 1
 
 
@@ -161,6 +154,19 @@ _WRITE_BATCH = 16  # samples buffered before a write: ~30 MB at 512 x 512
 def to_uint8(tensor: Any) -> np.ndarray:
     """[0, 1] floats to uint8 codes, ``round(255 x)`` (values outside are clamped first)."""
     return np.asarray(tensor.clamp(0, 1).mul_(255.0).round_().byte().numpy())
+
+
+def hwc_uint8(image: Any, out: np.ndarray | None = None) -> np.ndarray:
+    """A ``(3, H, W)`` image in [0, 1] as ``(H, W, 3)`` uint8 codes (``to_uint8``).
+
+    The channels are interleaved one at a time: a permuted copy is several times slower.
+    """
+    codes = to_uint8(image)
+    if out is None:
+        out = np.empty((*codes.shape[1:], codes.shape[0]), np.uint8)
+    for c, plane in enumerate(codes):
+        out[..., c] = plane
+    return out
 
 
 def _record(tier: str, variant: int, seed: int, params: dict[str, Any]) -> dict[str, Any]:
