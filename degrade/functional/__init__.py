@@ -9,9 +9,9 @@ from .counter_rng import normal, uniform
 from .fields import fractal_field, smooth_field
 from .haze import extinction_field, geometric_depth, haze, scatter, transmission
 from .lowlight import illumination_gain, low_light, sensor_noise
-from .particles import Medium, composite_layers, optical_depth, splat
-from .rain import RAIN_LAYERS, rain, streak_opacity
-from .snow import SNOW_LAYERS, flake_opacity, snow
+from .particles import Medium, composite_layers, optical_depth, splat, splat_planes
+from .rain import RAIN_LAYERS, rain, streak_depth, streak_opacity
+from .snow import SNOW_LAYERS, flake_depth, flake_opacity, snow
 
 __all__ = [
     "RAIN_LAYERS",
@@ -19,6 +19,7 @@ __all__ = [
     "Medium",
     "composite_layers",
     "extinction_field",
+    "flake_depth",
     "flake_opacity",
     "fractal_field",
     "geometric_depth",
@@ -33,6 +34,8 @@ __all__ = [
     "smooth_field",
     "snow",
     "splat",
+    "splat_planes",
+    "streak_depth",
     "streak_opacity",
     "transmission",
     "uniform",

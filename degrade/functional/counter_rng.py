@@ -19,7 +19,7 @@ import math
 import torch
 from torch import Tensor
 
-__all__ = ["MAX_SEED", "normal", "random_bits", "uniform"]
+__all__ = ["MAX_SEED", "normal", "random_bits", "uniform", "uniform_streams"]
 
 MAX_SEED = 2**32 - 1
 _MUL_A = 0x7FEB352D
@@ -73,6 +73,13 @@ def _scrambled_index(count: int, device: torch.device) -> Tensor:
     return _scramble(count, device)
 
 
+def _keys(seed: Tensor, streams: Tensor) -> Tensor:
+    """The int32 key of each (seed, stream) pair: ``(B,)`` seeds by ``(K,)`` streams."""
+    seed64 = seed.to(torch.int64).view(-1, 1)
+    mixed = _mix64(_mix64((seed64 + streams.view(1, -1) * _GOLDEN) & _MASK32) ^ 0x5BD1E995)
+    return _to_int32(mixed)
+
+
 def random_bits(seed: Tensor, count: int, stream: int) -> Tensor:
     """Return ``(B, count)`` pseudo-random int32 words for per-sample ``seed``s.
 
@@ -85,10 +92,8 @@ def random_bits(seed: Tensor, count: int, stream: int) -> Tensor:
         count: number of words per sample.
         stream: a small integer naming the use (two streams of one seed are independent).
     """
-    seed64 = seed.to(torch.int64)
-    key = _mix64(_mix64((seed64 + stream * _GOLDEN) & _MASK32) ^ 0x5BD1E995)
-    index = _scrambled_index(count, seed.device)
-    return _mix32(index.unsqueeze(0) ^ _to_int32(key).unsqueeze(1))
+    key = _keys(seed, torch.tensor([stream], device=seed.device))
+    return _mix32(_scrambled_index(count, seed.device).unsqueeze(0) ^ key)
 
 
 def uniform(
@@ -98,10 +103,30 @@ def uniform(
 
     Half-precision requests are computed in float32 (24-bit integers overflow float16).
     """
-    count = math.prod(shape)
-    words = random_bits(seed, count, stream)
-    values = ((words >> 8) & 0xFFFFFF).to(_work_dtype(dtype)).add_(0.5).mul_(2.0**-24)
+    values = _unit(random_bits(seed, math.prod(shape), stream), dtype)
     return values.view(seed.shape[0], *shape).to(dtype)
+
+
+def uniform_streams(
+    seed: Tensor, counts: list[int], streams: list[int], dtype: torch.dtype = torch.float32
+) -> Tensor:
+    """``uniform`` of several streams at once, concatenated: ``(B, sum(counts))``.
+
+    The ``k``-th segment holds the same values as ``uniform(seed, (counts[k],),
+    streams[k])``, for the cost of one draw (no per-stream sequence of small operations).
+    """
+    device = seed.device
+    scrambled = _scramble(max(counts, default=0), device)
+    index = torch.cat([scrambled[:count] for count in counts])
+    keys = _keys(seed, torch.tensor(streams, device=device))
+    lengths = torch.tensor(counts, device=device)
+    key = torch.repeat_interleave(keys, lengths, dim=1, output_size=int(sum(counts)))
+    return _unit(_mix32(index.unsqueeze(0) ^ key), dtype).to(dtype)
+
+
+def _unit(words: Tensor, dtype: torch.dtype) -> Tensor:
+    """The top 24 bits of each word as a value in (0, 1)."""
+    return ((words >> 8) & 0xFFFFFF).to(_work_dtype(dtype)).add_(0.5).mul_(2.0**-24)
 
 
 def _quantiles(halves: Tensor, dtype: torch.dtype) -> Tensor:

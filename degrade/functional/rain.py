@@ -23,18 +23,17 @@ import math
 import torch
 from torch import Tensor
 
-from . import counter_rng
 from .particles import (
     Medium,
-    composite_layers,
-    layer_colour,
+    composite_particles,
+    draw_slots,
+    geometry_dtype,
     optical_depth,
-    per_sample,
-    rotate,
-    splat,
+    segments,
+    splat_planes,
 )
 
-__all__ = ["RAIN_LAYERS", "rain", "streak_opacity"]
+__all__ = ["RAIN_LAYERS", "rain", "streak_depth", "streak_opacity"]
 
 # (relative scale z, distance in metres) of each layer, nearest first.
 RAIN_LAYERS: tuple[tuple[float, float], ...] = ((1.0, 2.0), (0.5, 4.0), (0.25, 8.0))
@@ -57,10 +56,6 @@ def streak_opacity(
 ) -> Tensor:
     """Opacity ``(B, 1, H, W)`` of one layer of streaks.
 
-    A sample's streaks depend only on its own parameters, never on the rest of the batch:
-    each streak has its own number of points (one per pixel of length), and the batch
-    pads to the longest with massless points.
-
     Args:
         seed: ``(B,)`` streak seeds.
         density: ``(B,)`` streaks per megapixel in the nearest layer.
@@ -71,56 +66,109 @@ def streak_opacity(
         size: ``(H, W)``.
         layer: index into ``RAIN_LAYERS``.
     """
+    params = (density, length, width, angle, opacity)
+    tau = streak_depth(seed, *params, size, (layer,), False, dtype)
+    return 1.0 - torch.exp(-tau)
+
+
+def streak_depth(
+    seed: Tensor,
+    density: Tensor,
+    length: Tensor,
+    width: Tensor,
+    angle: Tensor,
+    opacity: Tensor,
+    size: tuple[int, int],
+    layers: tuple[int, ...],
+    apart: bool,
+    dtype: torch.dtype,
+) -> Tensor:
+    """Optical depth of the streaks of ``layers``: ``(B, len(layers), H, W)`` if ``apart``,
+    else their sum ``(B, 1, H, W)`` (enough when the layers share one colour).
+
+    All layers are drawn together as one flat list of points, one per pixel of length
+    of each line of each streak, so the cost follows the number of points and not the
+    number of layers. A sample's streaks depend only on its own parameters, never on the
+    rest of the batch. Arguments are those of ``streak_opacity``.
+    """
     height, width_px = size
     device = seed.device
     batch = seed.shape[0]
-    scale = RAIN_LAYERS[layer][0]
-    layer_length = length.to(device=device, dtype=dtype) * scale
-    # Streak centres cover the frame plus one streak length on every side (streaks cross
-    # the edges), and the density holds over that whole area.
-    area = (height + 2 * layer_length.double()) * (width_px + 2 * layer_length.double())
-    counts = torch.round(density.double().to(device) * area / 1e6 * scale**-1.5).long()
-    slots = int(counts.max())
-    if slots == 0:
-        return torch.zeros(batch, 1, height, width_px, dtype=dtype, device=device)
+    result, dtype = dtype, geometry_dtype(dtype)
+    planes = len(layers) if apart else 1
+    scales = torch.tensor([RAIN_LAYERS[layer][0] for layer in layers], dtype=dtype, device=device)
+    # A streak reaches one streak length beyond its centre.
+    reach = length.to(device=device, dtype=dtype).view(-1, 1) * scales
+    streams = [_STREAM_STREAKS + 7 * layer for layer in layers]
+    slots = draw_slots(seed, density, reach, scales, size, streams, 5, apart)
+    if slots is None:
+        return torch.zeros(batch, planes, height, width_px, dtype=result, device=device)
 
-    draws = counter_rng.uniform(seed, (slots, 5), _STREAM_STREAKS + 7 * layer, dtype)
-    margin = per_sample(layer_length, draws)
-    centre_x = draws[..., 0] * (width_px + 2 * margin) - margin
-    centre_y = draws[..., 1] * (height + 2 * margin) - margin
-    streak_length = margin * (1.0 + _JITTER * (2 * draws[..., 2] - 1))
-    streak_angle = per_sample(angle, draws) + _ANGLE_JITTER * (2 * draws[..., 3] - 1)
-    peak = (per_sample(opacity, draws) * math.sqrt(scale)).clamp(0.0, 0.999)
-    peak = (peak * (1.0 + _JITTER * (2 * draws[..., 4] - 1))).clamp(0.0, 0.999)
-    active = torch.arange(slots, device=device).view(1, -1) < counts.view(-1, 1)
-    tau = optical_depth(peak) * active.to(dtype)
-
-    # A streak is ceil(width) parallel lines at most a pixel apart, each a row of points
-    # one pixel apart along the fall direction: shapes (B, N, line, point). Padding lines
-    # and points (past a streak's own counts) weigh nothing.
-    streak_width = (per_sample(width, draws) * scale).clamp_min(1.0)  # (B, 1)
-    n_lines = torch.ceil(streak_width - 1e-6)
-    q = torch.arange(int(n_lines.max()), device=device, dtype=dtype).view(1, 1, -1, 1)
-    lines = n_lines[..., None, None]
-    across = ((q / (lines - 1.0).clamp_min(1.0)) - 0.5) * (streak_width[..., None, None] - 1.0)
-    n_points = torch.ceil(streak_length).clamp_min(1.0) + 1.0  # (B, N)
-    j = torch.arange(int(n_points.max()), device=device, dtype=dtype).view(1, 1, 1, -1)
-    count = n_points[..., None, None]
-    u = (j / (count - 1.0) - 0.5).clamp(-0.5, 0.5)
-    dx, dy = rotate(
-        across.expand(-1, slots, -1, -1),
-        streak_length[..., None, None] * u,
-        streak_angle[..., None, None],
+    # The active streaks as one flat list, each split into its lines: a streak is
+    # n_lines parallel lines at most a pixel apart, spanning width - 1 pixels.
+    keep, draws = slots.keep, [draw[slots.keep] for draw in slots.draws]
+    scale = slots.scale[keep[1]]
+    margin = length.to(device=device, dtype=dtype)[keep[0]] * scale
+    span = margin * (1.0 + _JITTER * (2 * draws[2] - 1))
+    theta = angle.to(device=device, dtype=dtype)[keep[0]] + _ANGLE_JITTER * (2 * draws[3] - 1)
+    theta = theta * (math.pi / 180.0)
+    peak = (opacity.to(device=device, dtype=dtype)[keep[0]] * scale.sqrt()).clamp(0.0, 0.999)
+    peak = (peak * (1.0 + _JITTER * (2 * draws[4] - 1))).clamp(0.0, 0.999)
+    wide = (width.to(device=device, dtype=dtype)[keep[0]] * scale).clamp_min(1.0)
+    n_lines = torch.ceil(wide - 1e-6)
+    n_points = torch.ceil(span).clamp_min(1.0) + 1.0
+    # Optical depth tau across the streak's whole width: tau * width per unit length,
+    # shared by the lines, spread over points span / (n_points - 1) apart.
+    spacing = span / (n_points - 1.0)
+    streaks = torch.stack(
+        (
+            draws[0] * (width_px + 2 * margin) - margin,  # centre x
+            draws[1] * (height + 2 * margin) - margin,  # centre y
+            torch.cos(theta),
+            torch.sin(theta),
+            -0.5 * (wide - 1.0),  # offset of the first line across the fall direction
+            (wide - 1.0) / (n_lines - 1.0).clamp_min(1.0),  # from one line to the next
+            n_points,
+            spacing,
+            optical_depth(peak) * spacing * wide / n_lines,  # mass of a point
+        ),
+        dim=1,
     )
-    taper = 1.0 - (2.0 * u) ** 4  # flat body, soft ends
-    spacing = (streak_length / (n_points - 1.0))[..., None, None]
-    # Optical depth tau across the streak's whole width: tau * width per unit length.
-    per_line = (streak_width / n_lines)[..., None, None] * (q < lines).to(dtype)
-    mass = (tau[..., None, None] * spacing) * per_line * taper * (j < count).to(dtype)
-    tau_map = splat(
-        centre_x[..., None, None] + dx, centre_y[..., None, None] + dy, mass, size, dtype
+    per_line, line, owner = segments(n_lines.long(), streaks)
+    plane = slots.plane[owner]
+    cx, cy, cos, sin, first, step, count, spacing, mass = per_line.unbind(1)
+    across = first + line.to(dtype) * step
+    # Each line is a row of ``count`` points one pixel apart along the fall direction,
+    # tapered by 1 - (2u)^4 for u in [-1/2, 1/2] (a flat body with soft ends).
+    lines = torch.stack(
+        (
+            cx + across * cos,
+            cy - across * sin,
+            cos,
+            sin,
+            -0.5 * (count - 1.0) * spacing,  # where a line starts, along the fall
+            spacing,
+            2.0 / (count - 1.0),
+            mass,
+        ),
+        dim=1,
     )
-    return 1.0 - torch.exp(-tau_map)
+    per_point, j, owner = segments(count.long(), lines)
+    lx, ly, cos, sin, start, spacing, to_unit, mass = per_point.unbind(1)
+    j = j.to(dtype)
+    along = torch.addcmul(start, j, spacing)
+    t = torch.addcmul(start.new_full((), -1.0), j, to_unit).square_()  # (2u)^2
+    mass = mass.sub(t.square_().mul_(mass))
+    depth = splat_planes(
+        plane[owner],
+        torch.addcmul(lx, along, sin),
+        torch.addcmul(ly, along, cos),
+        mass,
+        batch * planes,
+        size,
+        dtype,
+    )
+    return depth.view(batch, planes, height, width_px).to(result)
 
 
 def rain(
@@ -147,12 +195,12 @@ def rain(
         ``(image, mask)``, mask ``(B, 1, H, W)``.
     """
     size = (x.shape[-2], x.shape[-1])
-    colour = brightness.to(device=x.device, dtype=x.dtype).view(-1, 1).expand(-1, 3)
-    alphas = [
-        streak_opacity(seed, density, length, width, angle, opacity, size, layer, x.dtype)
-        for layer in range(len(RAIN_LAYERS))
-    ]
-    colours = [layer_colour(colour, distance, medium, x) for _, distance in RAIN_LAYERS]
-    alphas.append(veil.to(device=x.device, dtype=x.dtype).view(-1, 1, 1, 1))
-    colours.append(layer_colour(colour, _VEIL_DISTANCE, medium, x))
-    return composite_layers(x, alphas, colours)
+    layers = tuple(range(len(RAIN_LAYERS)))
+
+    def depth(apart: bool) -> Tensor:
+        return streak_depth(
+            seed, density, length, width, angle, opacity, size, layers, apart, x.dtype
+        )
+
+    distances = [distance for _, distance in RAIN_LAYERS]
+    return composite_particles(x, depth, distances, _VEIL_DISTANCE, brightness, veil, medium)

@@ -22,18 +22,17 @@ import math
 import torch
 from torch import Tensor
 
-from . import counter_rng
 from .particles import (
     Medium,
-    composite_layers,
-    layer_colour,
+    composite_particles,
+    draw_slots,
+    geometry_dtype,
     optical_depth,
-    per_sample,
-    rotate,
-    splat,
+    segments,
+    splat_planes,
 )
 
-__all__ = ["SNOW_LAYERS", "flake_opacity", "snow"]
+__all__ = ["SNOW_LAYERS", "flake_depth", "flake_opacity", "snow"]
 
 # (relative scale z, distance in metres) of each layer, nearest first.
 SNOW_LAYERS: tuple[tuple[float, float], ...] = ((1.0, 1.5), (0.5, 3.0), (0.25, 6.0))
@@ -57,10 +56,6 @@ def flake_opacity(
 ) -> Tensor:
     """Opacity ``(B, 1, H, W)`` of one layer of flakes.
 
-    Each flake is stamped on the grid whose cell is the smallest power of two at least
-    twice its blur sigma, so a flake's rendering depends on its own size only, never on
-    the rest of the batch.
-
     Args:
         seed: ``(B,)`` flake seeds.
         density: ``(B,)`` flakes per megapixel in the nearest layer.
@@ -71,59 +66,108 @@ def flake_opacity(
         size: ``(H, W)``.
         layer: index into ``SNOW_LAYERS``.
     """
+    params = (density, radius, opacity, motion, angle)
+    tau = flake_depth(seed, *params, size, (layer,), False, dtype)
+    return 1.0 - torch.exp(-tau)
+
+
+def flake_depth(
+    seed: Tensor,
+    density: Tensor,
+    radius: Tensor,
+    opacity: Tensor,
+    motion: Tensor,
+    angle: Tensor,
+    size: tuple[int, int],
+    layers: tuple[int, ...],
+    apart: bool,
+    dtype: torch.dtype,
+) -> Tensor:
+    """Optical depth of the flakes of ``layers``: ``(B, len(layers), H, W)`` if ``apart``,
+    else their sum ``(B, 1, H, W)`` (enough when the layers share one colour).
+
+    All layers are drawn together as one flat list of points. Each flake is stamped on
+    the grid whose cell is the smallest power of two at least twice its blur sigma, so a
+    flake's rendering depends on its own size only, never on the rest of the batch.
+    Arguments are those of ``flake_opacity``.
+    """
     height, width = size
     device = seed.device
     batch = seed.shape[0]
-    scale = SNOW_LAYERS[layer][0]
-    layer_radius = radius.to(device=device, dtype=dtype) * scale
-    layer_motion = per_sample(motion.to(device=device, dtype=dtype) * scale, layer_radius)
-    # Flake centres cover the frame plus a margin (flakes cross the edges), and the density
-    # holds over that whole area.
-    reach = (2.0 * layer_radius + layer_motion[:, 0]).double()
-    area = (height + 2 * reach) * (width + 2 * reach)
-    counts = torch.round(density.double().to(device) * area / 1e6 * scale**-1.5).long()
-    slots = int(counts.max())
-    if slots == 0:
-        return torch.zeros(batch, 1, height, width, dtype=dtype, device=device)
+    result, dtype = dtype, geometry_dtype(dtype)
+    planes = len(layers) if apart else 1
+    scales = torch.tensor([SNOW_LAYERS[layer][0] for layer in layers], dtype=dtype, device=device)
+    # A flake reaches two radii and its motion beyond its centre.
+    radius, motion = radius.to(device=device, dtype=dtype), motion.to(device=device, dtype=dtype)
+    reach = (2.0 * radius + motion).view(-1, 1) * scales
+    streams = [_STREAM_FLAKES + 7 * layer for layer in layers]
+    slots = draw_slots(seed, density, reach, scales, size, streams, 4, apart)
+    if slots is None:
+        return torch.zeros(batch, planes, height, width, dtype=result, device=device)
 
-    draws = counter_rng.uniform(seed, (slots, 4), _STREAM_FLAKES + 7 * layer, dtype)
-    margin = 2.0 * per_sample(layer_radius, draws) + layer_motion
-    centre_x = draws[..., 0] * (width + 2 * margin) - margin
-    centre_y = draws[..., 1] * (height + 2 * margin) - margin
-    sigma = per_sample(layer_radius, draws) / 2.0 * (1.0 + _JITTER * (2 * draws[..., 2] - 1))
+    # The active flakes as one flat list.
+    keep, draws = slots.keep, [draw[slots.keep] for draw in slots.draws]
+    scale = slots.scale[keep[1]]
+    flake_radius = radius[keep[0]] * scale
+    flake_motion = motion[keep[0]] * scale
+    margin = 2.0 * flake_radius + flake_motion
+    centre_x = draws[0] * (width + 2 * margin) - margin
+    centre_y = draws[1] * (height + 2 * margin) - margin
+    sigma = flake_radius / 2.0 * (1.0 + _JITTER * (2 * draws[2] - 1))
     sigma = sigma.clamp_min(0.25)
     # Cells of at least 2 sigma: the 3x3 stamp and the bilinear splat then make the blob.
-    level = torch.ceil(torch.log2(2.0 * sigma)).clamp(0, _LEVELS - 1)  # (B, N)
+    level = torch.ceil(torch.log2(2.0 * sigma)).clamp(0, _LEVELS - 1)
     cell = torch.exp2(level)
-    peak = (per_sample(opacity, draws) * (0.4 + 0.6 * scale)).clamp(0.0, 0.999)
-    peak = (peak * (1.0 + _JITTER * (2 * draws[..., 3] - 1))).clamp(0.0, 0.999)
-    active = torch.arange(slots, device=device).view(1, -1) < counts.view(-1, 1)
-    # A Gaussian blob of peak optical depth tau holds mass 2 pi sigma^2 tau.
-    mass = optical_depth(peak) * active.to(dtype) * (2.0 * math.pi) * sigma**2
-
-    # Stamp: (2 * _STAMP + 1)^2 points one cell apart, Gaussian weights summing to 1.
+    peak = opacity.to(device=device, dtype=dtype)[keep[0]] * (0.4 + 0.6 * scale)
+    peak = (peak.clamp(0.0, 0.999) * (1.0 + _JITTER * (2 * draws[3] - 1))).clamp(0.0, 0.999)
+    # A Gaussian blob of peak optical depth tau holds mass 2 pi sigma^2 tau, spread evenly
+    # over the points of the motion segment, ``cell`` apart.
+    n_motion = torch.ceil(flake_motion / cell).clamp_min(0.0) + 1.0
+    mass = optical_depth(peak) * (2.0 * math.pi) * sigma**2 / n_motion
+    # Stamp: (2 * _STAMP + 1)^2 points one cell apart with separable Gaussian weights
+    # summing to 1 (the 1-D weights of offsets -1, 0, 1 are e, 1, e over 1 + 2e).
+    e = torch.exp(-0.5 * (cell / sigma) ** 2)
+    side = torch.stack((e, torch.ones_like(e), e), dim=1) / (1.0 + 2.0 * e).view(-1, 1)
+    stamp = (side.unsqueeze(2) * side.unsqueeze(1)).flatten(1) * mass.view(-1, 1)
+    theta = angle.to(device=device, dtype=dtype)[keep[0]] * (math.pi / 180.0)
+    flakes = torch.cat(
+        (
+            torch.stack(
+                (
+                    centre_x,
+                    centre_y,
+                    torch.sin(theta),
+                    torch.cos(theta),
+                    -0.5 * flake_motion,  # where the motion segment starts
+                    flake_motion / (n_motion - 1.0).clamp_min(1.0),  # point spacing
+                    cell,
+                ),
+                dim=1,
+            ),
+            stamp,
+        ),
+        dim=1,
+    )
+    points, j, owner = segments(n_motion.long(), flakes)
+    cx, cy, sin, cos, start, spacing, cells = points[:, :7].unbind(1)
+    along = torch.addcmul(start, j.to(dtype), spacing)
     offsets = torch.arange(-_STAMP, _STAMP + 1, device=device, dtype=dtype)
     stamp_y, stamp_x = torch.meshgrid(offsets, offsets, indexing="ij")
-    stamp_x, stamp_y = stamp_x.reshape(1, 1, 1, -1), stamp_y.reshape(1, 1, 1, -1)
-    sigma_cells = (sigma / cell)[..., None, None]
-    profile = torch.exp(-(stamp_x**2 + stamp_y**2) / (2.0 * sigma_cells**2))
-    profile = profile / profile.sum(dim=-1, keepdim=True)  # (B, N, 1, S)
-
-    # Motion: points one cell apart along the fall direction, per flake.
-    n_motion = torch.ceil(layer_motion / cell).clamp_min(0.0) + 1.0  # (B, N)
-    longest = int(n_motion.max())
-    j = torch.arange(longest, device=device, dtype=dtype).view(1, 1, -1, 1)
-    count = n_motion[..., None, None]
-    u = (j / (count - 1.0).clamp_min(1.0) - 0.5) * (count > 1).to(dtype)
-    along = layer_motion[..., None, None] * u
-    dx, dy = rotate(torch.zeros_like(along), along, per_sample(angle, draws)[..., None, None])
-    cells = cell[..., None, None]
-    xs = centre_x[..., None, None] + dx + stamp_x * cells  # (B, N, motion, stamp)
-    ys = centre_y[..., None, None] + dy + stamp_y * cells
-    weights = mass[..., None, None] * profile * ((j < count).to(dtype) / count)
-    return 1.0 - torch.exp(
-        -splat(xs, ys, weights, size, dtype, level=level[..., None, None].long())
+    cells = cells.view(-1, 1)
+    xs = torch.addcmul(cx, along, sin).view(-1, 1) + stamp_x.reshape(1, -1) * cells
+    ys = torch.addcmul(cy, along, cos).view(-1, 1) + stamp_y.reshape(1, -1) * cells
+    stamps = stamp_x.numel()
+    depth = splat_planes(
+        slots.plane[owner].repeat_interleave(stamps),
+        xs.view(-1),
+        ys.view(-1),
+        points[:, 7:].reshape(-1),
+        batch * planes,
+        size,
+        dtype,
+        level=level.long()[owner].repeat_interleave(stamps),
     )
+    return depth.view(batch, planes, height, width).to(result)
 
 
 def snow(
@@ -150,12 +194,12 @@ def snow(
         ``(image, mask)``, mask ``(B, 1, H, W)``.
     """
     size = (x.shape[-2], x.shape[-1])
-    colour = brightness.to(device=x.device, dtype=x.dtype).view(-1, 1).expand(-1, 3)
-    alphas = [
-        flake_opacity(seed, density, radius, opacity, motion, angle, size, layer, x.dtype)
-        for layer in range(len(SNOW_LAYERS))
-    ]
-    colours = [layer_colour(colour, distance, medium, x) for _, distance in SNOW_LAYERS]
-    alphas.append(veil.to(device=x.device, dtype=x.dtype).view(-1, 1, 1, 1))
-    colours.append(layer_colour(colour, _VEIL_DISTANCE, medium, x))
-    return composite_layers(x, alphas, colours)
+    layers = tuple(range(len(SNOW_LAYERS)))
+
+    def depth(apart: bool) -> Tensor:
+        return flake_depth(
+            seed, density, radius, opacity, motion, angle, size, layers, apart, x.dtype
+        )
+
+    distances = [distance for _, distance in SNOW_LAYERS]
+    return composite_particles(x, depth, distances, _VEIL_DISTANCE, brightness, veil, medium)

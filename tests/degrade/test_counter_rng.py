@@ -71,3 +71,14 @@ def test_normal_table_gives_the_computed_quantiles() -> None:
         halves = words.view(torch.int16)
         expected = counter_rng._quantiles(halves, dtype).view(2, 3, 200, 200)
         assert torch.equal(large, expected)
+
+
+def test_uniform_streams_are_the_streams_side_by_side() -> None:
+    seeds = torch.tensor([0, 77, 2**32 - 1])
+    counts, streams = [12, 0, 5, 30], [41, 48, 55, 3]
+    joined = counter_rng.uniform_streams(seeds, counts, streams, torch.float64)
+    parts = [
+        counter_rng.uniform(seeds, (n,), s, torch.float64)
+        for n, s in zip(counts, streams, strict=True)
+    ]
+    assert torch.equal(joined, torch.cat(parts, dim=1))

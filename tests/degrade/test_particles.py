@@ -131,3 +131,78 @@ def test_apply_checks_parameter_values(image: torch.Tensor) -> None:
     params["opacity"] = torch.tensor([0.5, 1.5])
     with pytest.raises(ValueError, match="opacity"):
         Snow().apply(image, params)
+
+
+def test_composite_layers_equals_over_from_far_to_near() -> None:
+    """The closed form equals applying I <- I (1 - a) + a C from the veil to the nearest."""
+    from skyclear.degrade.functional import composite_layers
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(2, 3, 6, 7, generator=g, dtype=torch.float64)
+    tau = torch.rand(2, 3, 6, 7, generator=g, dtype=torch.float64) * 2
+    colours = torch.rand(2, 3, 3, generator=g, dtype=torch.float64)
+    veil = torch.tensor([0.0, 0.3], dtype=torch.float64)
+    veil_colour = torch.rand(2, 3, generator=g, dtype=torch.float64)
+    image, mask = composite_layers(x, tau.clone(), colours, veil, veil_colour)
+
+    v = veil.view(-1, 1, 1, 1)
+    expected = x * (1 - v) + v * veil_colour.view(2, 3, 1, 1)
+    clear = (1 - v).expand(2, 1, 6, 7)
+    for layer in reversed(range(3)):  # the farthest streak layer first
+        alpha = 1 - torch.exp(-tau[:, layer : layer + 1])
+        expected = expected * (1 - alpha) + alpha * colours[:, layer].view(2, 3, 1, 1)
+        clear = clear * (1 - alpha)
+    torch.testing.assert_close(image, expected)
+    torch.testing.assert_close(mask, 1 - clear)
+
+
+def test_layers_of_one_colour_render_as_their_summed_depth() -> None:
+    """Clear air draws all layers into one map; apart, their sum is that map."""
+    from skyclear.degrade.functional import (
+        RAIN_LAYERS,
+        SNOW_LAYERS,
+        composite_layers,
+        flake_depth,
+        streak_depth,
+    )
+
+    seed, size = torch.tensor([4, 9]), (48, 56)
+    rain = (torch.tensor([900.0, 1500.0]), torch.tensor([20.0, 35.0]), torch.tensor([1.5, 2.0]),
+            torch.tensor([10.0, -15.0]), torch.tensor([0.4, 0.3]))  # fmt: skip
+    snow = (torch.tensor([400.0, 600.0]), torch.tensor([3.0, 6.0]), torch.tensor([0.8, 0.9]),
+            torch.tensor([0.0, 5.0]), torch.tensor([10.0, -20.0]))  # fmt: skip
+    x = torch.rand(2, 3, *size, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    for depth, params, layers in (
+        (streak_depth, rain, RAIN_LAYERS),
+        (flake_depth, snow, SNOW_LAYERS),
+    ):
+        every = tuple(range(len(layers)))
+        apart = depth(seed, *params, size, every, True, torch.float64)
+        summed = depth(seed, *params, size, every, False, torch.float64)
+        assert apart.shape == (2, 3, *size) and summed.shape == (2, 1, *size)
+        assert (apart.sum(dim=(0, 2, 3)) > 0).all(), "every layer is drawn"
+        torch.testing.assert_close(apart.sum(dim=1, keepdim=True), summed)
+        grey = torch.full((2, 3, 3), 0.8, dtype=torch.float64)
+        veil = torch.tensor([0.0, 0.1], dtype=torch.float64)
+        one = composite_layers(x, summed, grey[:, :1], veil, grey[:, 0])
+        three = composite_layers(x, apart, grey, veil, grey[:, 0])
+        torch.testing.assert_close(one, three)
+
+
+def test_splat_planes_keeps_planes_apart() -> None:
+    from skyclear.degrade.functional import splat_planes
+
+    x = torch.tensor([3.2, 10.5, 3.2, 20.0])
+    y = torch.tensor([4.7, 8.0, 4.7, 2.5])
+    mass = torch.tensor([1.0, 2.0, 3.0, 4.0])
+    plane = torch.tensor([0, 1, 1, 0])
+    both = splat_planes(
+        plane, x, y, mass, 2, (16, 24), torch.float64, level=torch.tensor([0, 1, 0, 2])
+    )
+    for p in range(2):
+        alone = splat_planes(
+            torch.zeros(2, dtype=torch.long), x[plane == p], y[plane == p], mass[plane == p], 1,
+            (16, 24), torch.float64, level=torch.tensor([0, 1, 0, 2])[plane == p],
+        )  # fmt: skip
+        torch.testing.assert_close(both[p], alone[0])
+        torch.testing.assert_close(both[p].sum(), mass[plane == p].sum().double())
