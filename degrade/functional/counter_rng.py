@@ -30,12 +30,23 @@ _GOLDEN_I32 = _GOLDEN - 2**32
 
 
 def _mix32(v: Tensor) -> Tensor:
-    """lowbias32 on int32 lanes; multiplications wrap modulo 2**32 as in C."""
-    v = v ^ ((v >> 16) & 0xFFFF)
-    v = v * _MUL_A
-    v = v ^ ((v >> 15) & 0x1FFFF)
-    v = v * _MUL_B
-    return v ^ ((v >> 16) & 0xFFFF)
+    """lowbias32 on int32 lanes, in place; multiplications wrap modulo 2**32 as in C.
+
+    The shifts are arithmetic, so the bits shifted in are masked off. In place the
+    passes cost half as much as with a new tensor for each.
+    """
+    shifted = torch.empty_like(v)
+
+    def xorshift(bits: int) -> None:
+        torch.bitwise_right_shift(v, bits, out=shifted)
+        v.bitwise_xor_(shifted.bitwise_and_((1 << (32 - bits)) - 1))
+
+    xorshift(16)
+    v.mul_(_MUL_A)
+    xorshift(15)
+    v.mul_(_MUL_B)
+    xorshift(16)
+    return v
 
 
 def _mix64(v: Tensor) -> Tensor:

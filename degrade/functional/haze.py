@@ -11,6 +11,8 @@ The mask is the haze opacity ``1 - t``.
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor
 
@@ -18,6 +20,7 @@ from .fields import fractal_field
 
 __all__ = ["extinction_field", "geometric_depth", "haze", "scatter", "transmission"]
 
+_LOG2_E = 1.0 / math.log(2.0)
 _DENSITY_CELLS = 4
 _STREAM_DENSITY = 21
 
@@ -26,7 +29,8 @@ def transmission(beta: Tensor, depth: Tensor) -> Tensor:
     """``t = exp(-beta d)``; ``beta`` is ``(B,)`` or ``(B, 1, H, W)``, depth ``(B, 1, H, W)``."""
     if beta.ndim == 1:
         beta = beta.to(device=depth.device, dtype=depth.dtype).view(-1, 1, 1, 1)
-    return torch.exp(-beta * depth)
+    # exp(-s) as exp2(-s log2 e): exp2 costs a third of exp on a CPU.
+    return torch.mul(beta, depth).mul_(-_LOG2_E).exp2_()
 
 
 def scatter(x: Tensor, t: Tensor, airlight: Tensor) -> Tensor:
@@ -43,7 +47,7 @@ def extinction_field(
     strength = nonuniformity.to(device=field.device, dtype=dtype).view(-1, 1, 1, 1)
     log_density = field * strength
     log_density = log_density - log_density.amax(dim=(-2, -1), keepdim=True)
-    density = torch.exp(log_density)
+    density = log_density.mul_(_LOG2_E).exp2_()
     density = density / density.mean(dim=(-2, -1), keepdim=True)
     return density * beta.to(device=field.device, dtype=dtype).view(-1, 1, 1, 1)
 

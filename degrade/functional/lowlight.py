@@ -15,6 +15,7 @@ The mask is the darkening fraction ``clip(1 - G, 0, 1)``.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
@@ -51,7 +52,9 @@ def illumination_gain(
     log_gain = smooth_field(seed, size, _ILLUMINATION_CELLS, _STREAM_FIELD, dtype)
     log_gain.mul_(_per_sample(spread, log_gain))
     # Subtracting the per-sample maximum before exp keeps large spreads finite.
-    variation = log_gain.sub_(log_gain.amax(dim=(-2, -1), keepdim=True)).exp_()
+    # exp(v) as exp2(v log2 e): exp2 costs a third of exp on a CPU.
+    log_gain.sub_(log_gain.amax(dim=(-2, -1), keepdim=True))
+    variation = log_gain.mul_(1.0 / math.log(2.0)).exp2_()
     variation.div_(variation.mean(dim=(-2, -1), keepdim=True))
     # Less light never means more: where exposure * g would pass 1 the gain stops at 1.
     return variation.mul_(_per_sample(exposure, variation)).clamp_max_(1.0)
