@@ -131,20 +131,29 @@ def _crop_box(
 
 def fit_photo(photo: NDArray[np.uint8], size: int) -> NDArray[np.uint8]:
     """Resize the short side to ``size`` (Lanczos, antialiased) and crop the centre."""
-    resized, box = _crop_box(photo.shape[0], photo.shape[1], size)
-    image = Image.fromarray(photo)
-    if image.size != resized:
-        image = image.resize(resized, Image.Resampling.LANCZOS)
-    return np.asarray(image.crop(box), dtype=np.uint8).copy()
+    fitted = _fit(Image.fromarray(photo), size, Image.Resampling.LANCZOS)
+    return np.asarray(fitted, dtype=np.uint8).copy()
 
 
 def fit_depth(depth: NDArray[np.float32], size: int) -> NDArray[np.float32]:
     """Bring a depth map to ``size`` x ``size`` with the photo's geometry (bilinear)."""
-    resized, box = _crop_box(depth.shape[0], depth.shape[1], size)
     image = Image.fromarray(np.asarray(depth, dtype=np.float32), mode="F")
-    if image.size != resized:
-        image = image.resize(resized, Image.Resampling.BILINEAR)
-    return np.asarray(image.crop(box), dtype=np.float32).copy()
+    return np.asarray(_fit(image, size, Image.Resampling.BILINEAR), dtype=np.float32).copy()
+
+
+def _fit(image: Image.Image, size: int, resample: Image.Resampling) -> Image.Image:
+    """The centre ``size`` x ``size`` crop of ``image`` resized to a short side of ``size``.
+
+    Only the crop is resampled: the resize is given the crop's box in source pixels, which
+    samples exactly where resizing the whole image and cropping would, for a third less
+    work on a 3:2 photo.
+    """
+    width, height = image.size
+    resized, (left, top, right, bottom) = _crop_box(height, width, size)
+    if (width, height) == resized:
+        return image.crop((left, top, right, bottom))
+    sx, sy = width / resized[0], height / resized[1]
+    return image.resize((size, size), resample, box=(left * sx, top * sy, right * sx, bottom * sy))
 
 
 def find_depth(depth_dir: Path, source: str) -> Path | None:

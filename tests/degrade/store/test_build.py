@@ -381,3 +381,29 @@ def test_cli_summary_and_bad_options(src: Path, tmp_path: Path) -> None:
         main, ["make-cdd11", "--src", str(src), "--out", str(out), "--shard", "3/2"]
     )
     assert shard.exit_code != 0 and "0 <= K < N" in shard.output
+
+
+@pytest.mark.parametrize("shape", [(40, 64), (64, 40), (48, 48), (32, 90)])
+def test_fitting_resamples_only_the_centre_crop(shape: tuple[int, int]) -> None:
+    """The fit equals resizing the whole photo and cropping its centre (to the rounding
+    of Pillow's fixed-point filter), for photos and depth maps alike."""
+    from PIL import Image
+    from skyclear.degrade.store.ingest import fit_depth, fit_photo
+
+    height, width = shape
+    rng = np.random.default_rng(0)
+    ramp = np.add.outer(np.linspace(0, 150, height), np.linspace(0, 100, width))
+    photo = (ramp[..., None] + rng.integers(0, 6, (height, width, 3))).astype(np.uint8)
+    scale = SIZE / min(height, width)
+    resized = (max(SIZE, round(width * scale)), max(SIZE, round(height * scale)))
+    left, top = (resized[0] - SIZE) // 2, (resized[1] - SIZE) // 2
+    crop = (left, top, left + SIZE, top + SIZE)
+    whole = np.asarray(Image.fromarray(photo).resize(resized, Image.Resampling.LANCZOS).crop(crop))
+    fitted = fit_photo(photo, SIZE)
+    assert fitted.shape == (SIZE, SIZE, 3)
+    assert np.abs(fitted.astype(int) - whole).max() <= 2
+    depth = ramp.astype(np.float32)
+    whole_depth = Image.fromarray(depth, mode="F").resize(resized, Image.Resampling.BILINEAR)
+    np.testing.assert_allclose(
+        fit_depth(depth, SIZE), np.asarray(whole_depth.crop(crop)), atol=1e-3
+    )
