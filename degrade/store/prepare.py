@@ -64,9 +64,12 @@ def _prepare(path: Path, options: BuildOptions, sources: list[str], skipped: lis
 
     def array(name: str, shape: tuple[int, ...], chunks: tuple[int, ...], dtype: Any,
               dims: list[str], fill: Any = 0) -> Any:  # fmt: skip
+        # Chunk keys ``c.i.0.0.0``, one folder per array: the default ``c/i/0/0/0`` makes
+        # three nested folders for every sample, which costs more than compressing it.
         return group.create_array(
             name, shape=shape, chunks=chunks, dtype=dtype, compressors=codec,
             dimension_names=dims, fill_value=fill,
+            chunk_key_encoding={"name": "default", "separator": "."},
         )  # fmt: skip
 
     array("clean", (count, size, size, 3), (1, size, size, 3), "uint8", ["source", "y", "x", "rgb"])

@@ -313,7 +313,7 @@ def test_resume_after_sigkill_is_byte_identical(
 ) -> None:
     args, reference = killable
     store = tmp_path / "killed.zarr"
-    marker = store / ("zarr.json" if moment == "while preparing" else "params/c/0")
+    marker = store / ("zarr.json" if moment == "while preparing" else "params/c.0")
     process = subprocess.Popen(_cli(*args, "--out", str(store)), stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 120
     while not marker.exists() and process.poll() is None and time.monotonic() < deadline:
