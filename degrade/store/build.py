@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .chunks import remove_partial_files
 from .format import StoreError
 from .ingest import Skipped, find_sources
 from .kept import KeptPhotos
@@ -102,6 +103,9 @@ def build(
             raise StoreError(f"{path}: sources still missing after the run; run the command again")
         import zarr
 
+        # Every sample is in, so no writer is at work: what a killed one left half-written
+        # under a temporary name can go.
+        remove_partial_files(path)
         zarr.open_group(store=str(path), mode="r+").attrs["complete"] = True
         complete = True
     return BuildSummary(

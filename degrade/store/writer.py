@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from ..names import DEGRADATIONS
+from .chunks import SampleChunks
 from .format import sample_index
 from .ingest import fit_photo, load_source_depth, read_source
 from .kept import KeptPhotos
@@ -56,10 +57,10 @@ class _Writer:
         # Every chunk is written, even one that equals the fill value: zarr would otherwise
         # compare each chunk with it first, which takes longer than compressing it.
         images = ["clean", "degraded", "masks"] + (["depth"] if options.depth_dir else [])
-        self.arrays: dict[str, Any] = {}
+        self.arrays: dict[str, SampleChunks] = {}
         for name in images:
             array: Any = self.group[name]
-            self.arrays[name] = array.with_config({"write_empty_chunks": True})
+            self.arrays[name] = SampleChunks(array.with_config({"write_empty_chunks": True}))
 
     def write(self, index: int) -> int:
         """Synthesise and write every sample of source ``index``; return how many."""
@@ -75,13 +76,13 @@ class _Writer:
         options, group, arrays = self.options, self.group, self.arrays
         relative = self.sources[index]
         clean, shape = self._photo(relative)
-        arrays["clean"][index] = clean
+        arrays["clean"].write(index, clean[None])
         depth = None
         if options.depth_dir is not None:
             fitted = load_source_depth(Path(options.depth_dir), relative, shape, options.size)
             # float16 ends at 65504 m; haze is opaque long before, so clip rather than fail.
             stored = np.minimum(fitted, np.float16(65504.0)).astype(np.float16)
-            arrays["depth"][index] = stored
+            arrays["depth"].write(index, stored[None])
             depth = torch.from_numpy(stored.astype(np.float32)).view(
                 1, 1, options.size, options.size
             )
@@ -119,8 +120,8 @@ class _Writer:
     def _flush(self, start: int, batch: _Batch) -> None:
         """Write buffered samples in one call per array (zarr encodes them together)."""
         if batch.count:
-            self.arrays["degraded"][start : start + batch.count] = batch.images[: batch.count]
-            self.arrays["masks"][start : start + batch.count] = batch.masks[: batch.count]
+            self.arrays["degraded"].write(start, batch.images[: batch.count])
+            self.arrays["masks"].write(start, batch.masks[: batch.count])
             batch.count = 0
 
 

@@ -407,3 +407,46 @@ def test_fitting_resamples_only_the_centre_crop(shape: tuple[int, int]) -> None:
     np.testing.assert_allclose(
         fit_depth(depth, SIZE), np.asarray(whole_depth.crop(crop)), atol=1e-3
     )
+
+
+def test_sample_chunks_are_the_files_zarr_writes(tmp_path: Path) -> None:
+    """Chunks written straight to their files equal zarr's own, byte for byte; an array
+    with other chunks goes through zarr."""
+    from skyclear.degrade.store.chunks import SampleChunks
+    from skyclear.degrade.store.format import compressor
+
+    group = zarr.open_group(store=str(tmp_path / "g.zarr"), mode="w", zarr_format=3)
+
+    def array(name: str, chunks: tuple[int, ...]) -> zarr.Array:
+        flat = {"name": "default", "separator": "."}
+        return group.create_array(
+            name, shape=(5, 4, 6, 3), chunks=chunks, dtype="uint8", compressors=compressor(),
+            chunk_key_encoding=flat,  # type: ignore[arg-type]
+        )  # fmt: skip
+
+    rows = np.random.default_rng(0).integers(0, 256, (3, 4, 6, 3), dtype=np.uint8)
+    rows[1] = 0  # a chunk equal to the fill value is written all the same
+    direct, through_zarr = SampleChunks(array("direct", (1, 4, 6, 3))), array("zarr", (1, 4, 6, 3))
+    assert direct.folder is not None
+    direct.write(1, rows)
+    through_zarr.with_config({"write_empty_chunks": True})[1:4] = rows
+    written = _tree_digest(tmp_path / "g.zarr" / "direct")
+    assert written == _tree_digest(tmp_path / "g.zarr" / "zarr")
+    assert sorted(written) == ["c.1.0.0.0", "c.2.0.0.0", "c.3.0.0.0", "zarr.json"]
+    np.testing.assert_array_equal(direct.array[1:4], rows)
+    paired = SampleChunks(array("paired", (2, 4, 6, 3)))
+    assert paired.folder is None
+    paired.write(1, rows)
+    np.testing.assert_array_equal(paired.array[1:4], rows)
+
+
+def test_completion_removes_half_written_chunks(src: Path, tmp_path: Path) -> None:
+    """A killed writer's temporary chunk files go when the store is completed."""
+    reference = tmp_path / "reference.zarr"
+    build(_options(src), reference)
+    store = tmp_path / "resumed.zarr"
+    build(_options(src), store, shard=(0, 3))
+    (store / "degraded" / "c.20.0.0.0.4242.partial").write_bytes(b"half a chunk")
+    (store / "masks" / "c.20.0.0.0.0f3a.partial").write_bytes(b"zarr's own")
+    build(_options(src), store)
+    assert _tree_digest(store) == _tree_digest(reference)
