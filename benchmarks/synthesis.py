@@ -82,7 +82,10 @@ def _tree_rss_kib(pid: int) -> int:
 
 
 def run_make_cdd11(src: Path, out: Path, workers: int) -> tuple[float, float, float]:
-    """Run the command; return (samples/s it reports, wall seconds, peak tree RSS in MiB)."""
+    """Run the command on a fresh store; return (samples/s it reports, wall seconds, peak
+    tree RSS in MiB). A store left by an earlier run is removed first: the same command
+    against a complete store has nothing to do."""
+    shutil.rmtree(out, ignore_errors=True)
     degrade = Path(sys.executable).with_name("degrade")
     command = [str(degrade), "make-cdd11", "--src", str(src), "--out", str(out), "--size", "512",
                "--workers", str(workers), "--overwrite"]  # fmt: skip

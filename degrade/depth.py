@@ -10,12 +10,15 @@ unknown disparities are filled from their row.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 from numpy.typing import NDArray
 from PIL import Image
-from torch import Tensor
+
+if TYPE_CHECKING:  # torch is imported where tensors are made: reading files needs none
+    import torch
+    from torch import Tensor
 
 __all__ = ["depth_from_disparity", "depth_to_tensor", "fill_invalid_disparity", "load_depth"]
 
@@ -124,6 +127,8 @@ def depth_to_tensor(depth: NDArray[np.floating], device: torch.device | str = "c
     if array.ndim != 2:
         raise ValueError(f"depth must be an (H, W) map, got shape {array.shape}")
     _check_depth(array, "depth")
+    import torch
+
     return torch.from_numpy(np.ascontiguousarray(array)).to(device).view(1, 1, *array.shape)
 
 

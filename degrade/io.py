@@ -8,12 +8,15 @@ import warnings
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 from numpy.typing import NDArray
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
-from torch import Tensor
+
+if TYPE_CHECKING:  # torch is imported where tensors are made: reading files needs none
+    import torch
+    from torch import Tensor
 
 __all__ = [
     "UnusableImageError",
@@ -114,6 +117,8 @@ def from_numpy(image: NDArray[np.generic], device: torch.device | str = "cpu") -
             raise ValueError("float images must hold finite values in [0, 1]")
     else:
         raise TypeError(f"image dtype must be uint8 or float, got {array.dtype}")
+    import torch
+
     tensor = torch.from_numpy(np.ascontiguousarray(values.transpose(2, 0, 1)))
     return tensor.unsqueeze(0).to(device)
 
@@ -124,6 +129,8 @@ def to_numpy(image: Tensor) -> NDArray[np.uint8]:
         if image.shape[0] != 1:
             raise ValueError(f"expected a single image, got batch shape {tuple(image.shape)}")
         image = image[0]
+    import torch
+
     quantised = (image.detach().float().clamp(0, 1) * 255.0).round().to(torch.uint8)
     return quantised.permute(1, 2, 0).cpu().numpy()
 
