@@ -34,6 +34,11 @@ class SampleChunks:
 
     def write(self, start: int, rows: np.ndarray) -> None:
         """Set rows ``start .. start + len(rows)`` to ``rows``."""
+        if rows.shape[1:] != tuple(self.array.shape[1:]) or rows.dtype != self.array.dtype:
+            raise ValueError(
+                f"rows of {self.array.path} must be {self.array.dtype} of shape (n, "
+                f"{', '.join(map(str, self.array.shape[1:]))}), got {rows.dtype} {rows.shape}"
+            )
         if self.folder is None:
             self.array[start : start + len(rows)] = rows
             return

@@ -434,6 +434,8 @@ def test_sample_chunks_are_the_files_zarr_writes(tmp_path: Path) -> None:
     assert written == _tree_digest(tmp_path / "g.zarr" / "zarr")
     assert sorted(written) == ["c.1.0.0.0", "c.2.0.0.0", "c.3.0.0.0", "zarr.json"]
     np.testing.assert_array_equal(direct.array[1:4], rows)
+    with pytest.raises(ValueError, match="uint8 of shape"):
+        direct.write(0, rows.astype(np.float32))
     paired = SampleChunks(array("paired", (2, 4, 6, 3)))
     assert paired.folder is None
     paired.write(1, rows)
