@@ -409,9 +409,10 @@ def test_fitting_resamples_only_the_centre_crop(shape: tuple[int, int]) -> None:
     )
 
 
-def test_sample_chunks_are_the_files_zarr_writes(tmp_path: Path) -> None:
-    """Chunks written straight to their files equal zarr's own, byte for byte; an array
-    with other chunks goes through zarr."""
+def test_sample_chunks_are_the_files_zarr_writes_and_reads(tmp_path: Path) -> None:
+    """Chunks written straight to their files equal zarr's own, byte for byte, and read
+    back as zarr reads them (the fill value where none was written); an array with other
+    chunks goes through zarr."""
     from skyclear.degrade.store.chunks import SampleChunks
     from skyclear.degrade.store.format import compressor
 
@@ -436,10 +437,19 @@ def test_sample_chunks_are_the_files_zarr_writes(tmp_path: Path) -> None:
     np.testing.assert_array_equal(direct.array[1:4], rows)
     with pytest.raises(ValueError, match="uint8 of shape"):
         direct.write(0, rows.astype(np.float32))
+    reader = SampleChunks(zarr.open_group(store=str(tmp_path / "g.zarr"), mode="r")["zarr"])
+    assert reader.folder is not None
+    for index in range(5):  # rows 0 and 4 were never written
+        np.testing.assert_array_equal(reader.read(index), through_zarr[index])
     paired = SampleChunks(array("paired", (2, 4, 6, 3)))
     assert paired.folder is None
     paired.write(1, rows)
     np.testing.assert_array_equal(paired.array[1:4], rows)
+    np.testing.assert_array_equal(paired.read(2), rows[1])
+    nested = group.create_array("nested", shape=(5, 4, 6, 3), chunks=(1, 4, 6, 3),
+                                dtype="uint8", compressors=compressor())  # fmt: skip
+    nested[1:4] = rows  # keys c/1/0/0/0, as stores were once written
+    np.testing.assert_array_equal(SampleChunks(nested).read(3), rows[2])
 
 
 def test_completion_removes_half_written_chunks(src: Path, tmp_path: Path) -> None:
