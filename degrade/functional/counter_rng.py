@@ -127,7 +127,9 @@ def uniform_streams(
     streams[k])``, for the cost of one draw (no per-stream sequence of small operations).
     """
     device = seed.device
-    scrambled = _scramble(max(counts, default=0), device)
+    if not counts:
+        return torch.empty(seed.shape[0], 0, dtype=dtype, device=device)
+    scrambled = _scramble(max(counts), device)
     index = torch.cat([scrambled[:count] for count in counts])
     keys = _keys(seed, torch.tensor(streams, device=device))
     lengths = torch.tensor(counts, device=device)

@@ -246,15 +246,15 @@ def splat_planes(
     # A point on the far edge would have x0 = W + 1; one cell in, its taps stay inside.
     x0 = torch.minimum(px.floor(), x_max - 1.0)
     y0 = torch.minimum(py.floor(), y_max - 1.0)
-    fx = px.sub_(x0)
-    fy = py.sub_(y0)
+    fx = px - x0
+    fy = py - y0
     corner = base + y0.to(torch.int64) * stride + x0.to(torch.int64)
     lower = mass * fy
-    upper = mass.sub_(lower)
+    upper = mass - lower
     below = corner + stride
     index = torch.cat((corner, corner + 1, below, below + 1))
     upper_right, lower_right = upper * fx, lower * fx
-    taps = torch.cat((upper.sub_(upper_right), upper_right, lower.sub_(lower_right), lower_right))
+    taps = torch.cat((upper - upper_right, upper_right, lower - lower_right, lower_right))
     buffer = torch.zeros(starts[-1], dtype=dtype, device=device)
     buffer.index_add_(0, index, taps)
 

@@ -157,8 +157,8 @@ def streak_depth(
     lx, ly, cos, sin, start, spacing, to_unit, mass = per_point.unbind(1)
     j = j.to(dtype)
     along = torch.addcmul(start, j, spacing)
-    t = torch.addcmul(start.new_full((), -1.0), j, to_unit).square_()  # (2u)^2
-    mass = mass.sub(t.square_().mul_(mass))
+    t = torch.addcmul(start.new_full((), -1.0), j, to_unit).square()  # (2u)^2
+    mass = mass - t.square() * mass
     depth = splat_planes(
         plane[owner],
         torch.addcmul(lx, along, sin),

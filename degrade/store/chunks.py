@@ -17,14 +17,18 @@ chunks hold one row take this path; any other array is written through zarr.
 from __future__ import annotations
 
 import os
+import socket
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from .kept import process_is_gone
+
 __all__ = ["SampleChunks", "remove_partial_files"]
 
 _PARTIAL = ".partial"
+_TAG = socket.gethostname().replace("~", "-")  # "~" separates the parts of a partial name
 
 
 class SampleChunks:
@@ -66,8 +70,11 @@ class SampleChunks:
         for offset, row in enumerate(rows):
             key = self.array.metadata.encode_chunk_key((start + offset, *rest))
             target = self.folder / key
+            if "/" in key:  # a store from before flat keys: c/i/0/0/0 needs its folders
+                target.parent.mkdir(parents=True, exist_ok=True)
             encoded = self.codec.encode(np.ascontiguousarray(row))
-            partial = target.with_name(f"{target.name}.{os.getpid()}{_PARTIAL}")
+            # Named after this process, so that cleaning up never removes a live write.
+            partial = target.with_name(f"{target.name}~{_TAG}~{os.getpid()}{_PARTIAL}")
             try:
                 with partial.open("wb") as out:
                     out.write(encoded)
@@ -108,8 +115,16 @@ def _direct_route(array: Any) -> tuple[Path | None, Any]:
 
 
 def remove_partial_files(path: Path) -> None:
-    """Remove the temporary chunk files a killed writer left in the store at ``path``
-    (ours and zarr's). Only safe once no writer can be at work on the store."""
+    """Remove the temporary chunk files that killed writers left in the store at ``path``.
+
+    Ours (``CHUNK~HOST~PID.partial``) go when their process is gone from this machine;
+    those of another machine stay. zarr's own (``NAME.UUID.partial``, from stores written
+    through it) go always: call this only when no zarr writer can be at work.
+    """
     for item in path.rglob(f"*{_PARTIAL}"):
+        parts = item.name[: -len(_PARTIAL)].split("~")
+        ours = len(parts) == 3 and parts[2].isdigit()
+        if ours and not (parts[1] == _TAG and process_is_gone(socket.gethostname(), int(parts[2]))):
+            continue  # a live writer's, or another machine's
         if item.is_file():
             item.unlink(missing_ok=True)

@@ -144,9 +144,11 @@ def fit_depth(depth: NDArray[np.float32], size: int) -> NDArray[np.float32]:
 def _fit(image: Image.Image, size: int, resample: Image.Resampling) -> Image.Image:
     """The centre ``size`` x ``size`` crop of ``image`` resized to a short side of ``size``.
 
-    Only the crop is resampled: the resize is given the crop's box in source pixels, which
-    samples exactly where resizing the whole image and cropping would, for a third less
-    work on a 3:2 photo.
+    Only the crop is resampled: the resize is given the crop's box in source pixels, so
+    it samples where resizing the whole image and cropping would, for a third less work
+    on a 3:2 photo. Pixels may differ from that by Pillow's rounding between its two
+    passes (it may take them in the other order): a code or two on photos, more where
+    Lanczos overshoots on noise.
     """
     width, height = image.size
     resized, (left, top, right, bottom) = _crop_box(height, width, size)

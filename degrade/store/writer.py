@@ -118,7 +118,7 @@ class _Writer:
         return fit_photo(photo, size), (photo.shape[0], photo.shape[1])
 
     def _flush(self, start: int, batch: _Batch) -> None:
-        """Write buffered samples in one call per array (zarr encodes them together)."""
+        """Write the buffered samples, a chunk file each."""
         if batch.count:
             self.arrays["degraded"].write(start, batch.images[: batch.count])
             self.arrays["masks"].write(start, batch.masks[: batch.count])
@@ -157,7 +157,7 @@ def to_uint8(tensor: Any) -> np.ndarray:
 
     The whole codes are cast by numpy, four times faster than torch's float-to-byte.
     """
-    return tensor.clamp(0, 1).mul_(255.0).round_().numpy().astype(np.uint8)
+    return tensor.detach().float().clamp(0, 1).mul_(255.0).round_().numpy().astype(np.uint8)
 
 
 def hwc_uint8(image: Any, out: np.ndarray | None = None) -> np.ndarray:

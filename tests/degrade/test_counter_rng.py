@@ -82,3 +82,4 @@ def test_uniform_streams_are_the_streams_side_by_side() -> None:
         for n, s in zip(counts, streams, strict=True)
     ]
     assert torch.equal(joined, torch.cat(parts, dim=1))
+    assert counter_rng.uniform_streams(seeds, [], []).shape == (3, 0)

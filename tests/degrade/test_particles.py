@@ -206,3 +206,22 @@ def test_splat_planes_keeps_planes_apart() -> None:
         )  # fmt: skip
         torch.testing.assert_close(both[p], alone[0])
         torch.testing.assert_close(both[p].sum(), mass[plane == p].sum().double())
+
+
+def test_gradients_reach_the_particle_parameters() -> None:
+    """Positions and masses depend smoothly on sizes, angles and opacities: their
+    gradients flow through the splat (nothing the backward pass needs is overwritten)."""
+    from skyclear.degrade.functional import rain, snow
+
+    x = torch.rand(2, 3, 40, 48, generator=torch.Generator().manual_seed(0))
+    seed = torch.tensor([1, 2])
+    for model, values in (
+        (rain, [900.0, 25.0, 1.5, 10.0, 0.4, 0.8, 0.05]),
+        (snow, [400.0, 4.0, 0.8, 3.0, 10.0, 0.9, 0.05]),
+    ):
+        for k in range(1, 5):  # every continuous shape parameter (the density is a count)
+            params = [torch.tensor([v, v]) for v in values]
+            params[k].requires_grad_()
+            image, mask = model(x, *params, seed)
+            (image.sum() + mask.sum()).backward()
+            assert params[k].grad is not None and params[k].grad.abs().sum() > 0

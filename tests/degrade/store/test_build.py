@@ -248,12 +248,11 @@ def test_kept_photos_are_used_when_readable_and_removed(
 def test_stale_kept_photos_of_dead_runs_are_removed(src: Path, tmp_path: Path) -> None:
     import socket
 
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
-                          capture_output=True, text=True, check=True)  # fmt: skip
+    dead = _dead_pid()
     host = socket.gethostname()
-    stale = tmp_path / f".d.zarr.photos-{host}-{int(dead.stdout)}"
+    stale = tmp_path / f".d.zarr.photos-{host}-{dead}"
     alive = tmp_path / f".d.zarr.photos-{host}-{os.getppid()}"
-    elsewhere = tmp_path / f".d.zarr.photos-another-host-{int(dead.stdout)}"
+    elsewhere = tmp_path / f".d.zarr.photos-another-host-{dead}"
     for folder in (stale, alive, elsewhere):
         folder.mkdir()
     build(_options(src), tmp_path / "d.zarr")
@@ -385,8 +384,8 @@ def test_cli_summary_and_bad_options(src: Path, tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("shape", [(40, 64), (64, 40), (48, 48), (32, 90)])
 def test_fitting_resamples_only_the_centre_crop(shape: tuple[int, int]) -> None:
-    """The fit equals resizing the whole photo and cropping its centre (to the rounding
-    of Pillow's fixed-point filter), for photos and depth maps alike."""
+    """The fit samples where resizing the whole photo and cropping its centre would (to
+    the rounding of Pillow's fixed-point passes), for photos and depth maps alike."""
     from PIL import Image
     from skyclear.degrade.store.ingest import fit_depth, fit_photo
 
@@ -450,15 +449,44 @@ def test_sample_chunks_are_the_files_zarr_writes_and_reads(tmp_path: Path) -> No
                                 dtype="uint8", compressors=compressor())  # fmt: skip
     nested[1:4] = rows  # keys c/1/0/0/0, as stores were once written
     np.testing.assert_array_equal(SampleChunks(nested).read(3), rows[2])
+    SampleChunks(nested).write(4, rows[:1])  # resuming such a store makes its folders
+    np.testing.assert_array_equal(nested[4], rows[0])
+
+
+def _dead_pid() -> int:
+    finished = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                              capture_output=True, text=True, check=True)  # fmt: skip
+    return int(finished.stdout)
 
 
 def test_completion_removes_half_written_chunks(src: Path, tmp_path: Path) -> None:
     """A killed writer's temporary chunk files go when the store is completed."""
+    import socket
+
     reference = tmp_path / "reference.zarr"
     build(_options(src), reference)
     store = tmp_path / "resumed.zarr"
     build(_options(src), store, shard=(0, 3))
-    (store / "degraded" / "c.20.0.0.0.4242.partial").write_bytes(b"half a chunk")
-    (store / "masks" / "c.20.0.0.0.0f3a.partial").write_bytes(b"zarr's own")
+    host = socket.gethostname()
+    (store / "degraded" / f"c.20.0.0.0~{host}~{_dead_pid()}.partial").write_bytes(b"half")
+    (store / "masks" / "c.20.0.0.0f3a.partial").write_bytes(b"zarr's own")
     build(_options(src), store)
     assert _tree_digest(store) == _tree_digest(reference)
+
+
+def test_partial_files_of_live_or_foreign_writers_stay(tmp_path: Path) -> None:
+    import socket
+
+    from skyclear.degrade.store.chunks import remove_partial_files
+
+    host = socket.gethostname()
+    names = {
+        f"c.1.0.0.0~{host}~{_dead_pid()}.partial": False,
+        f"c.2.0.0.0~{host}~{os.getpid()}.partial": True,  # a live process's write
+        f"c.3.0.0.0~another-host~{_dead_pid()}.partial": True,  # cannot be checked here
+        "c.4.0.0.0a1b2.partial": False,
+    }
+    for name in names:
+        (tmp_path / name).write_bytes(b"")
+    remove_partial_files(tmp_path)
+    assert {name: (tmp_path / name).exists() for name in names} == names
