@@ -54,8 +54,9 @@ class _Writer:
         attrs: dict[str, Any] = dict(self.group.attrs)
         self.sources: list[str] = [str(name) for name in attrs["sources"]]
         self.composite = Composite(order=options.order)  # type: ignore[arg-type]
-        # Every chunk is written, even one that equals the fill value: zarr would otherwise
-        # compare each chunk with it first, which takes longer than compressing it.
+        # Chunk files are written directly (``SampleChunks``); an array that must go
+        # through zarr (depth) has every chunk written, even one equal to the fill value:
+        # zarr would otherwise compare each chunk with it first, which costs as much.
         images = ["clean", "degraded", "masks"] + (["depth"] if options.depth_dir else [])
         self.arrays: dict[str, SampleChunks] = {}
         for name in images:
