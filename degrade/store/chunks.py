@@ -5,7 +5,8 @@ chunk too (a crop of it decodes all of it anyway), so the general machinery of
 ``Array.__getitem__``/``__setitem__`` (selection, an event loop, a thread per codec step
 and per file) is all overhead: on a 2-core CPU it costs about 2.8 ms of CPU time to write
 one 512 x 512 sample's image and masks, against 1.1 ms to compress the same two chunks
-and write their files here, and about 1 ms to read one chunk, against a few tenths here.
+and write their files here; reading a 512 x 512 sample's image chunk takes 1.7 ms through
+zarr and 0.75 ms here (its masks chunk 1.1 against 0.2 ms).
 The files are byte for byte those zarr writes (the same codec with the same
 configuration, tested), each written under a temporary name and renamed into place, so
 a reader or a resumed run never sees half a chunk.
