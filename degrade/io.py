@@ -19,6 +19,7 @@ if TYPE_CHECKING:  # torch is imported where tensors are made: reading files nee
     from torch import Tensor
 
 __all__ = [
+    "DEFAULT_MAX_PIXELS",
     "UnusableImageError",
     "from_numpy",
     "open_still",
@@ -37,29 +38,43 @@ class UnusableImageError(ValueError):
         self.reason = reason
 
 
-def read_image(path: str | Path) -> NDArray[np.uint8]:
+#: Pixels a photo may have unless the caller trusts it with more: Pillow's
+#: decompression-bomb limit (about 89 megapixels), which skyclear refuses at, not warns at.
+DEFAULT_MAX_PIXELS: int = Image.MAX_IMAGE_PIXELS or 89_478_485
+
+
+def read_image(path: str | Path, max_pixels: int | None = None) -> NDArray[np.uint8]:
     """Read a photo as ``(H, W, 3)`` uint8 RGB, EXIF orientation applied.
 
     Grey, palette and CMYK images are converted to RGB; transparency is composited on
-    white; 16-bit images are scaled (not clipped) to 8 bits. Pillow's decompression-bomb
-    limit is kept: an image over it is refused, not opened.
+    white; 16-bit images are scaled (not clipped) to 8 bits. An image of more than
+    ``max_pixels`` pixels (default ``DEFAULT_MAX_PIXELS``, Pillow's decompression-bomb
+    limit) is refused, not opened.
 
     Raises:
         UnusableImageError: not an image, corrupt or truncated, a decompression bomb, animated,
             or a pixel format with no RGB meaning.
     """
     path = Path(path)
-    with open_still(path) as opened:
+    with open_still(path, max_pixels) as opened:
         opened.load()
         return _to_rgb8(ImageOps.exif_transpose(opened), path)
 
 
 @contextlib.contextmanager
-def open_still(path: str | Path) -> Iterator[ImageFile.ImageFile]:
+def open_still(path: str | Path, max_pixels: int | None = None) -> Iterator[ImageFile.ImageFile]:
     """Open a single-frame image; any failure, inside the ``with`` block too, becomes an
-    ``UnusableImageError`` whose reason says what is wrong with the file."""
+    ``UnusableImageError`` whose reason says what is wrong with the file.
+
+    An image of more than ``max_pixels`` pixels (default ``DEFAULT_MAX_PIXELS``) is refused
+    as a decompression bomb before any pixel is decoded; a caller that trusts its photos
+    raises the limit.
+    """
     path = Path(path)
-    with warnings.catch_warnings():
+    limit = DEFAULT_MAX_PIXELS if max_pixels is None else max_pixels
+    if limit < 1:
+        raise ValueError(f"max_pixels must be positive, got {limit}")
+    with warnings.catch_warnings(), _pixel_limit(limit):
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         try:
             with Image.open(path) as opened:
@@ -70,7 +85,11 @@ def open_still(path: str | Path) -> Iterator[ImageFile.ImageFile]:
         except UnusableImageError:
             raise
         except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
-            raise UnusableImageError(path, f"decompression bomb ({error})") from error
+            raise UnusableImageError(
+                path,
+                f"decompression bomb: more than {limit} pixels; for a photo you trust, raise "
+                "the limit (--max-pixels)",
+            ) from error
         except UnidentifiedImageError as error:
             raise UnusableImageError(path, "not an image") from error
         except FileNotFoundError as error:
@@ -79,6 +98,19 @@ def open_still(path: str | Path) -> Iterator[ImageFile.ImageFile]:
             raise UnusableImageError(path, "not readable (permission denied)") from error
         except (OSError, SyntaxError, ValueError, EOFError, zlib.error, struct.error) as error:
             raise UnusableImageError(path, f"corrupt or truncated ({error})") from error
+
+
+@contextlib.contextmanager
+def _pixel_limit(limit: int) -> Iterator[None]:
+    """Pillow's bomb check at ``limit`` for the ``with`` block. Pillow reads the limit from a
+    module attribute only; it is set here and put back, and a command runs one open at a
+    time per process."""
+    before = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = limit
+    try:
+        yield
+    finally:
+        Image.MAX_IMAGE_PIXELS = before
 
 
 def _to_rgb8(image: Image.Image, path: Path) -> NDArray[np.uint8]:
