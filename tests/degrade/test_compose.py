@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 from skyclear.degrade import (
@@ -10,11 +12,14 @@ from skyclear.degrade import (
     Composite,
     Haze,
     LowLight,
+    Rain,
+    Snow,
     degrade_tier,
     linear_to_srgb,
     parse_tier,
     srgb_to_linear,
 )
+from skyclear.degrade.functional import RAIN_LAYERS, SNOW_LAYERS
 
 
 def test_tiers_are_cdd11s_in_order() -> None:
@@ -85,18 +90,50 @@ def test_physical_order_dims_the_airlight_too(image: torch.Tensor) -> None:
     assert cdd.apply(image, "low_haze", params, depth=depth).image.mean() > physical.image.mean()
 
 
-def test_particles_are_hazed_by_their_distance(image: torch.Tensor) -> None:
-    composite = Composite(haze=Haze(beta=(0.3, 0.3), airlight=(0.5, 0.5), tint=(0, 0)))
-    params = composite.sample("haze_snow", 2, torch.Generator().manual_seed(0))
-    depth = torch.full((1, 1, *image.shape[-2:]), 50.0)
-    physical = composite.apply(image, "haze_snow", params, depth=depth)
-    clear_air = Composite(haze=composite.haze, order="cdd11").apply(
-        image, "haze_snow", params, depth=depth
+@pytest.mark.parametrize(("name", "layers"), [("rain", RAIN_LAYERS), ("snow", SNOW_LAYERS)])
+def test_particles_are_hazed_by_their_distance(
+    image: torch.Tensor, name: str, layers: tuple[tuple[float, float], ...]
+) -> None:
+    """The same particles over the same hazy scene, seen through the haze or in clear air.
+
+    Over-compositing gives each layer (and the veil) a weight ``w_l >= 0`` with ``sum w_l =
+    m``, the mask. In clear air a layer has the particles' colour ``C``; ``d_l`` metres into
+    the haze it has ``A + (C - A) t_l``, ``t_l = exp(-beta d_l)``. So in linear light
+
+        ``clear - hazed = (C - A) sum_l w_l (1 - t_l)``,
+
+    between ``m (C - A) (1 - t_near)`` (every layer at least as far as the nearest) and
+    ``m (C - A)`` (none seen through more than all of the haze).
+    """
+    beta, white, grey = 0.3, 1.0, 0.5
+    composite = Composite(
+        haze=Haze(beta=(beta, beta), airlight=(grey, grey), tint=(0, 0)),
+        rain=Rain(brightness=(white, white)),
+        snow=Snow(brightness=(white, white)),
     )
-    flakes = physical.masks[:, 3:4] > 0.3
-    # Flakes seen through haze take the airlight's grey, not their own white.
-    assert physical.image.mean(1, keepdim=True)[flakes].mean() < 0.9
-    assert clear_air.image.shape == physical.image.shape
+    tier = f"haze_{name}"
+    params = composite.sample(tier, 2, torch.Generator().manual_seed(0))
+    depth = torch.full((1, 1, *image.shape[-2:]), 50.0)
+    linear = srgb_to_linear(image)
+    hazed, masks = composite.apply_linear(linear, tier, params, depth=depth)
+    scene, _ = composite.haze.apply_linear(linear, params["haze"], depth=depth)
+    clear, mask = composite.operator(name).apply_linear(scene, params[name])
+    channel = DEGRADATIONS.index(name)
+    torch.testing.assert_close(masks[:, channel : channel + 1], mask, atol=1e-6, rtol=0)
+
+    contrast = float(srgb_to_linear(torch.tensor(white)) - srgb_to_linear(torch.tensor(grey)))
+    nearest = layers[0][1]
+    lower = mask * contrast * (1.0 - math.exp(-beta * nearest))
+    upper = mask * contrast
+    gap = clear - hazed
+    assert mask.max() > 0.5, "the particles must be dense enough to see"
+    short = float((lower - gap).max())
+    assert short <= 1e-5, f"particles seen through less haze than their distance: {short:.3g}"
+    excess = float((gap - upper).max())
+    assert excess <= 1e-5, f"particles hazed past the airlight: {excess:.3g}"
+    # Where the particles are opaque, the haze takes a clear share of their brightness.
+    opaque = (mask > 0.3).expand_as(gap)
+    assert gap[opaque].mean() > 0.1, float(gap[opaque].mean())
 
 
 def test_bad_params_and_order_are_refused(image: torch.Tensor) -> None:

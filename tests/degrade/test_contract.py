@@ -94,12 +94,32 @@ def test_input_not_mutated(name: str, image: torch.Tensor) -> None:
     assert torch.equal(image, before)
 
 
+@pytest.mark.cuda
 @pytest.mark.parametrize("name", NAMES)
 def test_sampling_on_device_matches_cpu_generator(name: str, image: torch.Tensor) -> None:
-    params = OPERATORS[name].sample(2, torch.Generator().manual_seed(2), device="cpu")
-    again = OPERATORS[name].sample(2, torch.Generator().manual_seed(2))
-    for key in params:
-        assert torch.equal(params[key], again[key])
+    """A CPU generator drives a CUDA batch: the same parameters and the same degradation.
+
+    Parameters must be equal to the bit. Images and masks are float32 computed by other
+    kernels (atomic ``index_add_``, another summation order), so they agree to 1e-3, a
+    quarter of an 8-bit level; quantisation may round a handful of image pixels (at most
+    0.1 %) to the neighbouring level.
+    """
+    op, cuda = OPERATORS[name], torch.device("cuda")
+    params = op.sample(2, torch.Generator().manual_seed(2))
+    on_device = op.sample(2, torch.Generator().manual_seed(2), device=cuda)
+    assert set(on_device) == set(params)
+    for key, value in on_device.items():
+        assert value.device.type == "cuda", key
+        assert torch.equal(value.cpu(), params[key]), key
+
+    on_cpu = op(image, generator=torch.Generator().manual_seed(2))
+    on_gpu = op(image.to(cuda), generator=torch.Generator().manual_seed(2))
+    assert on_gpu.image.device.type == "cuda" and on_gpu.mask.device.type == "cuda"
+    for key, value in on_gpu.params.items():
+        assert torch.equal(value.cpu(), on_cpu.params[key]), key
+    gap = (on_gpu.image.cpu() - on_cpu.image).abs()
+    assert (gap > 1e-3).float().mean() <= 1e-3, f"{name}: {int((gap > 1e-3).sum())} pixels"
+    torch.testing.assert_close(on_gpu.mask.cpu(), on_cpu.mask, atol=1e-3, rtol=0)
 
 
 @pytest.mark.cuda

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import math
-
 import torch
 from skyclear.degrade import Rain, Snow
 from skyclear.degrade.functional import splat
@@ -59,16 +57,35 @@ def test_mask_is_the_compositing_weight() -> None:
     torch.testing.assert_close(srgb_to_linear(out.image), expected, atol=1e-5, rtol=0)
 
 
+def _blob_width(opacity: torch.Tensor, shift: int = 2) -> torch.Tensor:
+    """The Gaussian sigma, in pixels, of the blobs of each ``(B, 1, H, W)`` opacity map.
+
+    For sparse Gaussian blobs of sigma ``s``, the autocorrelation at a shift of ``k``
+    pixels, over its value at 0, is ``r = exp(-k^2 / (4 s^2))``: ``s = k / (2 sqrt(-ln r))``,
+    whatever the number of blobs.
+    """
+    m = opacity[:, 0]
+    across = (m[:, :, shift:] * m[:, :, :-shift]).sum(dim=(1, 2))
+    down = (m[:, shift:] * m[:, :-shift]).sum(dim=(1, 2))
+    r = (across + down) / (2 * (m * m).sum(dim=(1, 2)))
+    return shift / (2 * torch.sqrt(-torch.log(r)))
+
+
 def test_snow_near_flakes_are_larger_than_far() -> None:
-    x = torch.full((1, 3, 128, 128), 0.2)
-    out = Snow(density=(200, 200), radius=(6, 6), veil=(0, 0), motion=(0, 0))(
-        x, generator=torch.Generator().manual_seed(0)
-    )
-    mask = out.mask[0, 0]
-    assert mask.max() > 0.5
-    covered = float((mask > 0.05).float().mean())
-    assert 0.01 < covered < 0.9, covered
-    assert math.isfinite(float(mask.sum()))
+    """Each layer rendered alone from the same seeds: at relative scale z, blobs z times as wide."""
+    from skyclear.degrade.functional import SNOW_LAYERS, flake_opacity
+
+    seeds = torch.arange(4)
+    # density 200 / MP, radius 6 px, opacity 0.8, no motion blur (round blobs), angle 0
+    shape = [torch.full((4,), value, dtype=torch.float64) for value in (200, 6, 0.8, 0, 0)]
+    widths = [
+        float(_blob_width(flake_opacity(seeds, *shape, (128, 128), layer, torch.float64)).mean())
+        for layer in range(len(SNOW_LAYERS))
+    ]
+    for near in range(len(SNOW_LAYERS) - 1):
+        ratio = widths[near] / widths[near + 1]
+        expected = SNOW_LAYERS[near][0] / SNOW_LAYERS[near + 1][0]
+        assert 0.75 * expected < ratio < 1.35 * expected, (near, widths, expected)
 
 
 def test_density_scales_coverage() -> None:

@@ -116,7 +116,9 @@ def test_sigma_zero_is_deterministic_flow_matching() -> None:
     a = transport.marginal(x0, mu, 0.4, torch.randn(x0.shape, dtype=torch.float64))
     b = transport.marginal(x0, mu, 0.4, torch.randn(x0.shape, dtype=torch.float64))
     assert torch.equal(a, b)
-    torch.testing.assert_close(a, 0.6 * x0 + 0.4 * mu), "a = 1, b = 0 is the straight path"
+    torch.testing.assert_close(
+        a, 0.6 * x0 + 0.4 * mu, msg=lambda detail: f"a = 1, b = 0 is the straight path\n{detail}"
+    )
 
 
 @pytest.mark.parametrize(
