@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import sys
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -14,7 +17,9 @@ if TYPE_CHECKING:
 
 __all__ = ["run"]
 
-_OUT_OF_MEMORY = "out of memory; restore it in tiles (--tile 512) or on another device"
+#: What PyTorch's CPU allocator and CUDA say when an allocation fails (a RuntimeError on
+#: the CPU, not a MemoryError).
+_ALLOCATION_FAILED = ("can't allocate memory", "out of memory", "not enough memory")
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
@@ -86,10 +91,18 @@ _OUT_OF_MEMORY = "out of memory; restore it in tiles (--tile 512) or on another 
     help="The checkpoint's moving-average weights (ema) or its raw ones (model).",
 )
 @click.option(
+    "--max-pixels",
+    type=click.IntRange(1),
+    help="Open photos of up to N pixels. The default refuses photos over Pillow's "
+    "decompression-bomb limit (about 89 megapixels); raise it only for photos you trust.",
+)
+@click.option(
     "--overwrite",
     is_flag=True,
-    help="Restore again photos whose outputs exist. Without it they are kept and counted, "
-    "so a second run finishes an interrupted one.",
+    help="Restore again photos whose outputs this checkpoint with these options already "
+    "made. Without it they are kept and counted, so a second run finishes an interrupted "
+    "one. Outputs of another checkpoint or other options are always redone; files no "
+    "restoration wrote are never replaced.",
 )
 def run(
     ckpt: Path,
@@ -102,16 +115,19 @@ def run(
     save_maps: bool,
     device: str,
     weights: str,
+    max_pixels: int | None,
     overwrite: bool,
 ) -> None:
     """Restore photos that are dark, hazy, rainy or snowy.
 
     Any still image Pillow reads: grey stays grey, alpha is kept as it is, 16-bit photos
-    give 16-bit PNGs, EXIF orientation is applied. A file that cannot be restored is
-    reported on one line and the others go on; the exit status is then 1.
+    give 16-bit PNGs, EXIF orientation is applied. A photo too large to restore whole in
+    the memory free is restored in tiles of a size that fits, and the run says so. A file
+    that cannot be restored is reported on one line and the others go on; the exit status
+    is then 1. Each PNG records the checkpoint and options that made it.
     """
     from skyclear.restore.batch import IMAGE_SUFFIXES, plan_run
-    from skyclear.restore.checkpoint import CheckpointError
+    from skyclear.restore.checkpoint import CheckpointError, checkpoint_digest
     from skyclear.restore.inference import Restorer
     from skyclear.restore.runtime import resolve_device
 
@@ -126,8 +142,13 @@ def run(
     except CheckpointError as error:
         raise click.BadParameter(str(error), param_hint="--ckpt") from error
     _check_tiles(restorer, tile, overlap)
+    options = Options(steps, seed, tile, overlap, max_pixels)
+    provenance = json.dumps(
+        {"checkpoint": checkpoint_digest(ckpt), "weights": weights, **options.pixels()},
+        sort_keys=True,
+    )
     try:
-        plan = plan_run(source, out, save_maps=save_maps, overwrite=overwrite)
+        plan = plan_run(source, out, save_maps, overwrite, provenance)
     except ValueError as error:
         raise click.UsageError(str(error)) from error
     if not plan.total:
@@ -136,35 +157,67 @@ def run(
 
     for name, reason in plan.refused:
         click.echo(f"failed {name}: {reason}", err=True)
-    restored = _restore_all(restorer, plan.todo, source.is_dir(), steps, seed, tile, overlap)
+    restored = _restore_all(restorer, plan.todo, source.is_dir(), options, provenance)
     failed = len(plan.refused) + len(plan.todo) - restored
     kept = f"; {len(plan.existing)} already there, kept (--overwrite redoes them)"
+    redone = f"; {plan.redo} made by another checkpoint or other options, redone"
     click.echo(
         f"restored {restored} of {plan.total} images into {out}; {failed} failed"
         + (kept if plan.existing else "")
+        + (redone if plan.redo else "")
     )
     if failed:
         click.get_current_context().exit(1)
+
+
+@dataclass(frozen=True)
+class Options:
+    """How each photo is restored."""
+
+    steps: int
+    seed: int
+    tile: int
+    overlap: int | None
+    max_pixels: int | None
+
+    def pixels(self) -> dict[str, int | None]:
+        """The options that change a result's pixels (the seed only matters with steps)."""
+        return {
+            "steps": self.steps,
+            "seed": self.seed if self.steps > 1 else None,
+            "tile": self.tile,
+            "overlap": self.overlap,
+        }
 
 
 def _check_tiles(restorer: Restorer, tile: int, overlap: int | None) -> None:
     smallest = 2 * restorer.config.model.multiple
     if tile and tile < smallest:
         raise click.BadParameter(f"must be 0 or >= {smallest}, got {tile}", param_hint="--tile")
-    if tile and overlap is not None and overlap >= tile // 2:
+    if tile and overlap is not None and 2 * (tile // 8 + overlap) > tile - smallest // 2:
+        most = (tile - smallest // 2) // 2 - tile // 8
         raise click.BadParameter(
-            f"must be less than half the tile ({tile // 2}), got {overlap}", param_hint="--overlap"
+            f"must be at most {most} for --tile {tile} (tiles also discard a margin of "
+            f"{tile // 8} pixels)",
+            param_hint="--overlap",
         )
 
 
+def _gib(size: int) -> str:
+    return f"{size / 2**30:.1f} GiB"
+
+
+def _out_of_memory(error: BaseException) -> bool:
+    import torch
+
+    if isinstance(error, MemoryError | torch.OutOfMemoryError):
+        return True
+    text = str(error).lower()
+    return isinstance(error, RuntimeError) and any(part in text for part in _ALLOCATION_FAILED)
+
+
 def _restore_all(
-    restorer: Restorer,
-    jobs: list[Job],
-    show_progress: bool,
-    steps: int,
-    seed: int,
-    tile: int,
-    overlap: int | None,
+    restorer: Restorer, jobs: list[Job], show_progress: bool, options: Options, provenance: str
 ) -> int:
     """Restore each job in turn under a progress bar; a job that fails is reported on one
     line of stderr (its name and why) and the others go on. Returns how many succeeded."""
@@ -177,15 +230,17 @@ def _restore_all(
     restored = 0
     for job in bar:
         try:
-            _restore_one(restorer, job, steps, seed, tile, overlap)
+            _restore_one(restorer, job, options, provenance, bar.write)
         except UnusableImageError as error:
             reason = error.reason
-        except (torch.cuda.OutOfMemoryError, MemoryError):
-            reason = _OUT_OF_MEMORY
-            if torch.cuda.is_available():
-                torch.cuda.empty_cache()
         except OSError as error:
             reason = f"could not write its result ({error})"
+        except (RuntimeError, MemoryError) as error:
+            if not _out_of_memory(error):
+                raise
+            reason = _memory_advice(restorer, job, options)
+            if restorer.device.type == "cuda":
+                torch.cuda.empty_cache()
         else:
             restored += 1
             continue
@@ -193,19 +248,59 @@ def _restore_all(
     return restored
 
 
+def _memory_advice(restorer: Restorer, job: Job, options: Options) -> str:
+    """Out of memory, with what the photo needed and the tile that would fit."""
+    from PIL import Image
+    from skyclear.restore.memory import activation_bytes, available_bytes, fitting_tile
+
+    try:
+        with Image.open(job.source) as opened:
+            width, height = opened.size
+    except Exception:  # the photo was readable a moment ago; say what can be said
+        return "out of memory; restore it in smaller tiles (--tile) or on another device"
+    side = options.tile or max(height, width)
+    config, precision = restorer.config.model, 2 if restorer.bf16 else 4
+    needed = activation_bytes(config, min(side, height), min(side, width), precision)
+    free = available_bytes(restorer.device)
+    tile = fitting_tile(config, height, width, int(0.8 * free), precision) or side // 2
+    return (
+        f"out of memory ({width}x{height}, "
+        f"{'tiles of ' + str(side) if options.tile else 'whole'} need about {_gib(needed)}, "
+        f"{_gib(free)} free); --tile {tile} would fit"
+    )
+
+
 def _restore_one(
-    restorer: Restorer, job: Job, steps: int, seed: int, tile: int, overlap: int | None
+    restorer: Restorer,
+    job: Job,
+    options: Options,
+    provenance: str,
+    say: Callable[[str], None],
 ) -> None:
     import torch
+    from skyclear.restore.batch import PROVENANCE_KEY
     from skyclear.restore.images import read_photo, save_png, write_photo
+    from skyclear.restore.memory import activation_bytes, available_bytes, fitting_tile
     from skyclear.restore.visual import maps_strip
 
-    photo = read_photo(job.source)
-    generator = torch.Generator().manual_seed(seed) if steps > 1 else None
+    photo = read_photo(job.source, options.max_pixels)
+    height, width = photo.image.shape[-2:]
+    tile = options.tile
+    if not tile:
+        config, precision = restorer.config.model, 2 if restorer.bf16 else 4
+        free = available_bytes(restorer.device)
+        tile = fitting_tile(config, height, width, int(0.8 * free), precision)
+        if tile:
+            needed = activation_bytes(config, height, width, precision)
+            say(f"{job.name}: {width}x{height} needs about {_gib(needed)} whole, "
+                f"{_gib(free)} free; restoring it in {tile}-pixel tiles")  # fmt: skip
+    generator = torch.Generator().manual_seed(options.seed) if options.steps > 1 else None
     if tile:
-        restored, aux = restorer.tiled(photo.image, tile, overlap, steps, generator)
+        overlap = options.overlap if options.tile else None
+        restored, aux = restorer.tiled(photo.image, tile, overlap, options.steps, generator)
     else:
-        restored, aux = restorer(photo.image, steps, generator)
-    write_photo(job.output, photo, restored)
+        restored, aux = restorer(photo.image, options.steps, generator)
+    text = {PROVENANCE_KEY: provenance}
+    write_photo(job.output, photo, restored, text)
     if job.maps is not None:
-        save_png(job.maps, maps_strip(aux.maps[0], aux.weights[0]))
+        save_png(job.maps, maps_strip(aux.maps[0], aux.weights[0]), None, text)

@@ -10,6 +10,12 @@ Two inputs that would write the same file (``a.jpg`` and ``a.png``, or names dif
 in case, which many file systems do not tell apart) are not both restored: the first in
 sorted order is, the others are refused with the reason. So is an input whose result would
 replace the input itself.
+
+Every PNG a run writes records what made it (the checkpoint's digest and the options that
+change pixels) in a tEXt chunk, ``PROVENANCE_KEY``. A file already at an output's place is
+kept when a run of the same checkpoint and options wrote it, restored again when another
+one did, and never touched when no restoration run wrote it (that photo is refused, with
+the reason): nothing a run did not write is replaced, ``--overwrite`` or not.
 """
 
 from __future__ import annotations
@@ -18,7 +24,10 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["IMAGE_SUFFIXES", "Job", "Plan", "plan_run"]
+__all__ = ["IMAGE_SUFFIXES", "PROVENANCE_KEY", "Job", "Plan", "plan_run", "provenance_of"]
+
+#: The tEXt chunk of a restored PNG that records what made it (JSON).
+PROVENANCE_KEY = "skyclear.restore"
 
 #: File suffixes taken as photos when an input folder is walked.
 IMAGE_SUFFIXES = frozenset(
@@ -43,12 +52,15 @@ class Job:
 
 @dataclass(frozen=True)
 class Plan:
-    """A run's photos: those to restore, those whose outputs are already there (kept unless
-    overwriting), and those refused before reading (name and reason)."""
+    """A run's photos: those to restore, those whose outputs are already there from the
+    same checkpoint and options (kept unless overwriting), and those refused before reading
+    (name and reason). ``redo`` counts the photos of ``todo`` whose outputs another
+    checkpoint or other options made."""
 
     todo: list[Job] = field(default_factory=list)
     existing: list[Job] = field(default_factory=list)
     refused: list[tuple[str, str]] = field(default_factory=list)
+    redo: int = 0
 
     @property
     def total(self) -> int:
@@ -56,8 +68,31 @@ class Plan:
         return len(self.todo) + len(self.existing) + len(self.refused)
 
 
-def plan_run(source: Path, out: Path, save_maps: bool = False, overwrite: bool = False) -> Plan:
+def provenance_of(path: Path) -> str | None:
+    """What a restoration run recorded in the PNG at ``path`` as having made it; ``None``
+    for any file no run wrote (or that cannot be read)."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as opened:
+            value = opened.info.get(PROVENANCE_KEY) if opened.format == "PNG" else None
+    except (OSError, UnidentifiedImageError, ValueError):
+        return None
+    return value if isinstance(value, str) else None
+
+
+def plan_run(
+    source: Path,
+    out: Path,
+    save_maps: bool = False,
+    overwrite: bool = False,
+    provenance: str = "",
+) -> Plan:
     """The photos under ``source`` (a file or a folder) and their outputs under ``out``.
+
+    ``provenance`` is what this run records in its PNGs; outputs already there are kept
+    when it matches theirs (unless ``overwrite``), redone when another run's differs, and
+    their photo refused when no run wrote them.
 
     Raises:
         ValueError: ``source`` does not exist, or ``out`` is the input folder itself.
@@ -72,7 +107,10 @@ def plan_run(source: Path, out: Path, save_maps: bool = False, overwrite: bool =
         names = _walk(source, out)
     else:
         raise ValueError(f"{source}: no such file or folder")
-    plan = Plan()
+    todo: list[Job] = []
+    existing: list[Job] = []
+    refused: list[tuple[str, str]] = []
+    redo = 0
     claimed: dict[str, str] = {}
     for name in names:
         stem = Path(name).with_suffix("")
@@ -86,16 +124,25 @@ def plan_run(source: Path, out: Path, save_maps: bool = False, overwrite: bool =
         taken = [claimed[key] for key in keys if key in claimed]
         if taken:
             written = stem.with_suffix(".png").as_posix()
-            plan.refused.append((name, f"its output {written} is also that of {taken[0]}"))
+            refused.append((name, f"its output {written} is also that of {taken[0]}"))
             continue
         claimed.update(dict.fromkeys(keys, name))
+        there = [path for path in job.outputs if path.exists() or path.is_symlink()]
+        made_by = [provenance_of(path) if not path.is_symlink() else None for path in there]
         if job.output.exists() and job.output.resolve() == job.source.resolve():
-            plan.refused.append((name, "its output would replace the input itself"))
-        elif not overwrite and all(path.exists() for path in job.outputs):
-            plan.existing.append(job)
+            refused.append((name, "its output would replace the input itself"))
+        elif None in made_by:
+            foreign = there[made_by.index(None)]
+            refused.append((name, f"{foreign} is there and no restoration run wrote it; it "
+                                  "is left as it is (choose another --out)"))  # fmt: skip
+        elif any(made != provenance for made in made_by):
+            redo += 1
+            todo.append(job)
+        elif not overwrite and len(there) == len(job.outputs):
+            existing.append(job)
         else:
-            plan.todo.append(job)
-    return plan
+            todo.append(job)
+    return Plan(todo, existing, refused, redo)
 
 
 def _walk(source: Path, out: Path) -> list[str]:

@@ -40,6 +40,7 @@ from .config import ConfigError, TrainConfig, config_from_dict
 __all__ = [
     "CHECKPOINT_FORMAT",
     "CheckpointError",
+    "checkpoint_digest",
     "link_checkpoint",
     "load_checkpoint",
     "read_weights_only",
@@ -103,6 +104,18 @@ def _sync_folder(folder: Path) -> None:
         pass
     finally:
         os.close(descriptor)
+
+
+def checkpoint_digest(path: str | Path) -> str:
+    """The first 16 hex digits of the file's SHA-256: which weights made a result (the
+    same for a copy or a link of the file, different for any other checkpoint)."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        for block in iter(lambda: file.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()[:16]
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:

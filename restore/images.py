@@ -27,11 +27,12 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from numpy.typing import NDArray
-from PIL import Image, ImageFile
+from PIL import Image, ImageFile, PngImagePlugin
 from skyclear.degrade.io import UnusableImageError, open_still
 from torch import Tensor
 
@@ -84,16 +85,17 @@ class Photo:
         return mode + (";16" if self.bits == 16 else "")
 
 
-def read_photo(path: str | Path) -> Photo:
+def read_photo(path: str | Path, max_pixels: int | None = None) -> Photo:
     """Read a still image for restoration (see the module docstring for what each pixel
-    format becomes).
+    format becomes). ``max_pixels`` raises the decompression-bomb limit for trusted photos
+    (default: Pillow's, about 89 megapixels).
 
     Raises:
         UnusableImageError: not an image, corrupt or truncated, animated, a decompression
             bomb, or a pixel format with no RGB meaning; ``reason`` says which.
     """
     path = Path(path)
-    with open_still(path) as opened:
+    with open_still(path, max_pixels) as opened:
         pixels, bits, source_mode = _pixels(path, opened)
         orientation = opened.getexif().get(_EXIF_ORIENTATION, 1)
         icc = opened.info.get("icc_profile") if opened.mode != "CMYK" else None
@@ -203,27 +205,35 @@ def restored_pixels(photo: Photo, restored: Tensor) -> NDArray[np.uint8] | NDArr
     return samples[..., 0] if samples.shape[-1] == 1 else samples
 
 
-def write_photo(path: str | Path, photo: Photo, restored: Tensor) -> None:
+def write_photo(
+    path: str | Path, photo: Photo, restored: Tensor, text: dict[str, str] | None = None
+) -> None:
     """Write ``restored`` (``(1, 3, H, W)`` in [0, 1]) as a PNG in ``photo``'s form,
-    atomically: the file appears complete or not at all."""
-    save_png(path, restored_pixels(photo, restored), photo.icc_profile)
+    atomically: the file appears complete or not at all. ``text``: tEXt chunks to add."""
+    save_png(path, restored_pixels(photo, restored), photo.icc_profile, text)
 
 
 def save_png(
     path: str | Path,
     pixels: NDArray[np.uint8] | NDArray[np.uint16],
     icc_profile: bytes | None = None,
+    text: dict[str, str] | None = None,
 ) -> None:
     """Write ``(H, W)`` or ``(H, W, C)`` uint8 or uint16 pixels as a PNG (C: 1 grey,
-    2 grey+alpha, 3 RGB, 4 RGBA), atomically, creating the folder."""
+    2 grey+alpha, 3 RGB, 4 RGBA), atomically, creating the folder; ``text`` becomes tEXt
+    chunks, read back by Pillow's ``Image.open(path).text``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.stem}.{os.getpid()}.tmp.png")
     try:
         if pixels.dtype == np.uint16:
-            write_png16(temporary, pixels, icc_profile)  # type: ignore[arg-type]
+            write_png16(temporary, pixels, icc_profile, text)  # type: ignore[arg-type]
         elif pixels.dtype == np.uint8:
-            extra = {"icc_profile": icc_profile} if icc_profile else {}
+            extra: dict[str, Any] = {"icc_profile": icc_profile} if icc_profile else {}
+            if text:
+                extra["pnginfo"] = PngImagePlugin.PngInfo()
+                for key, value in text.items():
+                    extra["pnginfo"].add_text(key, value)
             Image.fromarray(pixels).save(temporary, format="PNG", **extra)
         else:
             raise TypeError(f"pixels must be uint8 or uint16, got {pixels.dtype}")

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from .checkpoint import CheckpointError, load_checkpoint, train_config_of
 from .config import TrainConfig
-from .nn import Aux, F2DNet
+from .nn import Aux, F2DNet, ImageStatistics
 from .runtime import autocast, resolve_device, use_bf16, use_channels_last
 from .transport import Transport
 
@@ -20,6 +22,10 @@ __all__ = ["Restorer"]
 @dataclass
 class Restorer:
     """A network, its transport and how to run it.
+
+    ``context_side``: the image-level statistics of a photo (the parser's global weights,
+    the channel attentions' means) are taken from the photo itself up to this many pixels
+    a side, and from a copy downscaled to it beyond, whole or in tiles alike.
 
     Example:
         >>> restorer = Restorer.from_checkpoint("runs/demo/best.pt")
@@ -33,6 +39,7 @@ class Restorer:
     device: torch.device
     bf16: bool = False
     channels_last: bool = False
+    context_side: int = 512
 
     @classmethod
     def from_checkpoint(
@@ -68,32 +75,19 @@ class Restorer:
     ) -> tuple[Tensor, Aux]:
         """Restore ``(B, 3, H, W)`` images in ``steps`` network evaluations (1: one step at
         ``t = 0``). Returns the restored images in [0, 1] and the routing (parser maps,
-        weights and gates) of the first evaluation, float32 and on the input's device."""
-        if degraded.ndim != 4 or degraded.shape[1] != 3:
-            raise ValueError(f"degraded must be (B, 3, H, W), got {tuple(degraded.shape)}")
-        if not degraded.is_floating_point():
-            raise TypeError(
-                f"degraded must be floating point in [0, 1], got {degraded.dtype} "
-                "(scale uint8 codes with skyclear.datasets.as_float)"
-            )
-        x0 = degraded.to(self.device, torch.float32)
-        if self.channels_last:
-            x0 = x0.contiguous(memory_format=torch.channels_last)
-        first: list[Aux] = []
+        weights and gates) of the first evaluation, float32 and on the input's device.
 
-        def predict(x_t: Tensor, t: Tensor) -> Tensor:
-            with autocast(self.device, self.bf16):
-                residual, aux = self.model(x_t, t, x0, return_aux=True)
-            if not first:
-                first.append(aux)
-            return residual.float()
+        Image-level statistics are the images' own up to ``context_side`` pixels a side;
+        a larger image takes them from a copy downscaled to that side, as tiles do."""
+        _check_images(degraded)
+        x0 = self._prepare(degraded)
 
-        restored = self.transport.sample(predict, x0, steps, generator)
-        aux = first[0]
-        maps, weights, alpha = (
-            value.float().to(degraded.device) for value in (aux.maps, aux.weights, aux.alpha)
-        )
-        return restored.clamp(0.0, 1.0).to(degraded.device), Aux(maps, weights, alpha)
+        def evaluate(x_t: Tensor, t: Tensor) -> tuple[Tensor, Aux]:
+            big = max(x0.shape[-2:]) > self.context_side
+            statistics = self._statistics(x_t, t, x0).replay() if big else None
+            return self._network(x_t, t, x0, statistics)
+
+        return self._sample(evaluate, x0, degraded.device, steps, generator)
 
     @torch.no_grad()
     def tiled(
@@ -103,18 +97,22 @@ class Restorer:
         overlap: int | None = None,
         steps: int = 1,
         generator: torch.Generator | None = None,
+        margin: int | None = None,
     ) -> tuple[Tensor, Aux]:
-        """Restore ``(1, 3, H, W)`` tile by tile, so memory is bounded by the tile.
+        """Restore ``(1, 3, H, W)`` tile by tile, so memory is bounded by the tile, with
+        the result of whole restoration up to a fraction of a grey level.
 
-        Tiles of ``tile`` x ``tile`` pixels share at least ``overlap`` pixels (default
-        ``tile // 8``) with their neighbours and start on the network's grid of strided
-        convolutions (multiples of ``2 ** levels``; the last tile of a row or column may be
-        a little shorter). Across a shared band one tile's weight ramps down as the next
-        one's ramps up, and the weights are normalised: a network that changed nothing
-        would give back the input. Maps are blended like the image; weights and gates are
-        averaged over the tiles. Each tile is restored on its own, so the parser's global
-        weights (and any statistic the network pools over its whole input) are the tile's,
-        not the photo's."""
+        The network sees windows of ``tile`` x ``tile`` pixels that start on its grid of
+        strided convolutions (multiples of ``2 ** levels``). Of each window, the outer
+        ``margin`` pixels (default ``tile // 8``) on a side shared with a neighbour are
+        computed without their true surroundings and discarded; across the next
+        ``overlap`` pixels (default ``tile // 8``) one window's weight ramps down as the
+        next one's ramps up, and the weights are normalised: a network that changed
+        nothing would give back the input. Every window replays the image-level statistics
+        of one pass over the whole photo (downscaled to ``context_side``), so the parser's
+        global weights and every channel attention are the photo's, not the tile's. With
+        ``steps > 1`` the sampler's noise is drawn for the whole photo, as without tiles.
+        Maps are blended like the image."""
         if degraded.ndim != 4 or degraded.shape[0] != 1:
             raise ValueError(
                 f"tiled restoration takes one image (1, 3, H, W), got {tuple(degraded.shape)}"
@@ -122,37 +120,121 @@ class Restorer:
         height, width = degraded.shape[-2:]
         if tile >= max(height, width):
             return self(degraded, steps, generator)
-        if tile < 2 * self.config.model.multiple:
-            raise ValueError(f"tile must be >= {2 * self.config.model.multiple}, got {tile}")
-        overlap = tile // 8 if overlap is None else overlap
-        if not 0 <= overlap < tile // 2:
-            raise ValueError(f"overlap must lie in [0, tile / 2), got {overlap}")
         multiple = self.config.model.multiple
-        rows, cols = (_starts(side, tile, overlap, multiple) for side in (height, width))
-        # A side shared with another tile ramps; the image's own edges keep weight 1.
-        vertical = {
-            top: _ramp(min(tile, height - top), overlap, top > 0, top < rows[-1]) for top in rows
-        }
-        horizontal = {
-            left: _ramp(min(tile, width - left), overlap, left > 0, left < cols[-1])
-            for left in cols
-        }
-        image = degraded.new_zeros(1, 3, height, width, dtype=torch.float32)
-        maps = degraded.new_zeros(1, 4, height, width, dtype=torch.float32)
-        total = degraded.new_zeros(1, 1, height, width, dtype=torch.float32)
-        weights, alphas = [], []
-        for top in rows:
-            for left in cols:
-                region = (..., slice(top, top + tile), slice(left, left + tile))
-                window = (vertical[top].view(-1, 1) * horizontal[left].view(1, -1)).to(image)
-                restored, aux = self(degraded[region], steps, generator)
-                image[region] += restored * window
-                maps[region] += aux.maps * window
-                total[region] += window
-                weights.append(aux.weights)
-                alphas.append(aux.alpha)
-        mean = lambda items: torch.stack(items).mean(0)  # noqa: E731
-        return image / total, Aux(maps / total, mean(weights), mean(alphas))
+        if tile < 2 * multiple:
+            raise ValueError(f"tile must be >= {2 * multiple}, got {tile}")
+        overlap = tile // 8 if overlap is None else overlap
+        margin = tile // 8 if margin is None else margin
+        if overlap < 0 or margin < 0 or 2 * (margin + overlap) > tile - multiple:
+            raise ValueError(
+                f"overlap ({overlap}) plus margin ({margin}) must be at most "
+                f"{(tile - multiple) // 2} for a {tile}-pixel tile"
+            )
+        _check_images(degraded)
+        x0 = self._prepare(degraded)
+        windows = _windows(height, width, tile, margin, overlap, multiple)
+        total = x0.new_zeros(1, 1, height, width)
+        for region, weight in windows:
+            total[region] += weight
+        if not bool((total > 0).all()):  # guarded by the checks above; never silently
+            raise RuntimeError("tiles leave pixels uncovered")
+
+        def evaluate(x_t: Tensor, t: Tensor) -> tuple[Tensor, Aux]:
+            statistics = self._statistics(x_t, t, x0)
+            residual = torch.zeros_like(x_t)
+            maps = x_t.new_zeros(x_t.shape[0], 4, height, width)
+            aux = None
+            for region, weight in windows:
+                part, aux = self._network(x_t[region], t, x0[region], statistics.replay())
+                residual[region] += part * weight
+                maps[region] += aux.maps * weight
+            assert aux is not None  # at least one window
+            return residual / total, Aux(maps / total, aux.weights, aux.alpha)
+
+        return self._sample(evaluate, x0, degraded.device, steps, generator)
+
+    def _prepare(self, degraded: Tensor) -> Tensor:
+        x0 = degraded.to(self.device, torch.float32)
+        if self.channels_last:
+            x0 = x0.contiguous(memory_format=torch.channels_last)
+        return x0
+
+    def _network(
+        self, x_t: Tensor, t: Tensor, x0: Tensor, statistics: ImageStatistics | None
+    ) -> tuple[Tensor, Aux]:
+        with autocast(self.device, self.bf16):
+            residual, aux = self.model(x_t, t, x0, return_aux=True, statistics=statistics)
+        return residual.float(), Aux(aux.maps.float(), aux.weights.float(), aux.alpha.float())
+
+    def _statistics(self, x_t: Tensor, t: Tensor, x0: Tensor) -> ImageStatistics:
+        """The image-level statistics of one pass over the whole of ``(x_t, x0)``, seen at
+        most ``context_side`` pixels a side (area-downscaled, aspect kept)."""
+        height, width = x0.shape[-2:]
+        scale = min(1.0, self.context_side / max(height, width))
+        if scale < 1.0:
+            size = (max(1, round(height * scale)), max(1, round(width * scale)))
+            x_t, x0 = (nn.functional.interpolate(x, size=size, mode="area") for x in (x_t, x0))
+        statistics = ImageStatistics()
+        self._network(x_t, t, x0, statistics)
+        return statistics
+
+    def _sample(
+        self,
+        evaluate: Callable[[Tensor, Tensor], tuple[Tensor, Aux]],
+        x0: Tensor,
+        out_device: torch.device,
+        steps: int,
+        generator: torch.Generator | None,
+    ) -> tuple[Tensor, Aux]:
+        first: list[Aux] = []
+
+        def predict(x_t: Tensor, t: Tensor) -> Tensor:
+            residual, aux = evaluate(x_t, t)
+            if not first:
+                first.append(aux)
+            return residual
+
+        restored = self.transport.sample(predict, x0, steps, generator)
+        aux = Aux(*(value.to(out_device) for value in (first[0].maps, first[0].weights,
+                                                       first[0].alpha)))  # fmt: skip
+        return restored.clamp(0.0, 1.0).to(out_device), aux
+
+
+def _check_images(degraded: Tensor) -> None:
+    if degraded.ndim != 4 or degraded.shape[1] != 3:
+        raise ValueError(f"degraded must be (B, 3, H, W), got {tuple(degraded.shape)}")
+    if not degraded.is_floating_point():
+        raise TypeError(
+            f"degraded must be floating point in [0, 1], got {degraded.dtype} "
+            "(scale uint8 codes with skyclear.datasets.as_float)"
+        )
+
+
+Region = tuple[Any, slice, slice]
+
+
+def _windows(
+    height: int, width: int, tile: int, margin: int, overlap: int, multiple: int
+) -> list[tuple[Region, Tensor]]:
+    """Each tile's region and its ``(h, w)`` blend weight (see ``Restorer.tiled``)."""
+    shared = 2 * margin + overlap
+    rows, cols = (_starts(side, tile, shared, multiple) for side in (height, width))
+    vertical = {
+        top: _ramp(min(tile, height - top), margin, overlap, top > 0, top < rows[-1])
+        for top in rows
+    }
+    horizontal = {
+        left: _ramp(min(tile, width - left), margin, overlap, left > 0, left < cols[-1])
+        for left in cols
+    }
+    return [
+        (
+            (..., slice(top, top + tile), slice(left, left + tile)),
+            vertical[top].view(-1, 1) * horizontal[left].view(1, -1),
+        )
+        for top in rows
+        for left in cols
+    ]
 
 
 def _starts(length: int, tile: int, overlap: int, multiple: int = 1) -> list[int]:
@@ -172,14 +254,15 @@ def _starts(length: int, tile: int, overlap: int, multiple: int = 1) -> list[int
     return [*starts, last]
 
 
-def _ramp(length: int, overlap: int, rises: bool, falls: bool) -> Tensor:
-    """Weights along one side of a tile: rising over its first ``overlap`` pixels when a
-    tile lies before it, falling over its last when one lies after, 1 elsewhere."""
+def _ramp(length: int, margin: int, overlap: int, rises: bool, falls: bool) -> Tensor:
+    """Weights along one side of a tile. Where a tile lies before it: 0 over the first
+    ``margin`` pixels, then rising over ``overlap``; where one lies after, the mirror image;
+    1 elsewhere."""
     weight = torch.ones(length)
-    if overlap:
-        edge = (torch.arange(overlap) + 0.5) / overlap
+    edge = torch.cat([torch.zeros(margin), (torch.arange(overlap) + 0.5) / overlap])
+    if len(edge):
         if rises:
-            weight[:overlap] = edge
+            weight[: len(edge)] = edge
         if falls:
-            weight[length - overlap :] = edge.flip(0)
+            weight[length - len(edge) :] = edge.flip(0)
     return weight

@@ -2,5 +2,6 @@
 
 from .config import CONFIGS, ModelConfig
 from .model import Aux, F2DNet, build_model
+from .statistics import ImageStatistics
 
-__all__ = ["CONFIGS", "Aux", "F2DNet", "ModelConfig", "build_model"]
+__all__ = ["CONFIGS", "Aux", "F2DNet", "ImageStatistics", "ModelConfig", "build_model"]

@@ -15,6 +15,8 @@ import math
 import torch
 from torch import Tensor, nn
 
+from .statistics import ImageStatistics, spatial_mean
+
 __all__ = ["LayerNorm2d", "NAFBlock", "TimeEmbedding", "pad_to_multiple"]
 
 
@@ -68,6 +70,8 @@ class NAFBlock(nn.Module):
         self.conv1 = nn.Conv2d(channels, hidden, 1)
         self.conv2 = nn.Conv2d(hidden, hidden, 3, padding=1, groups=hidden)
         self.gate = SimpleGate()
+        # The pooling stays a module of ``attention`` so checkpoints keep their keys; the
+        # forward pass takes the mean through ``spatial_mean`` (see ``ImageStatistics``).
         self.attention = nn.Sequential(
             nn.AdaptiveAvgPool2d(1), nn.Conv2d(hidden // 2, hidden // 2, 1)
         )
@@ -79,13 +83,17 @@ class NAFBlock(nn.Module):
         self.gamma = nn.Parameter(torch.zeros(1, channels, 1, 1))
         self.film = nn.Linear(time_dim, channels * 2) if time_dim else None
 
-    def forward(self, x: Tensor, time: Tensor | None = None) -> Tensor:
+    def forward(
+        self, x: Tensor, time: Tensor | None = None, statistics: ImageStatistics | None = None
+    ) -> Tensor:
+        """``statistics``: where the channel attention's image mean comes from (its own
+        input's when ``None``)."""
         y = self.norm1(x)
         if self.film is not None and time is not None:
             scale, shift = self.film(time).unsqueeze(-1).unsqueeze(-1).chunk(2, dim=1)
             y = y * (1 + scale) + shift
         y = self.gate(self.conv2(self.conv1(y)))
-        y = self.conv3(y * self.attention(y))
+        y = self.conv3(y * self.attention[1](spatial_mean(y, statistics)))
         x = x + y * self.beta
         y = self.conv5(self.gate(self.conv4(self.norm2(x))))
         return x + y * self.gamma

@@ -22,6 +22,7 @@ from torch import Tensor, nn
 
 from .blocks import NAFBlock, TimeEmbedding, pad_to_multiple
 from .config import CONFIGS, ModelConfig
+from .statistics import ImageStatistics, spatial_mean
 
 __all__ = ["Aux", "F2DNet", "build_model"]
 
@@ -45,9 +46,9 @@ class _Sequence(nn.Module):
         super().__init__()
         self.blocks = nn.ModuleList(NAFBlock(channels, time_dim) for _ in range(count))
 
-    def forward(self, x: Tensor, time: Tensor) -> Tensor:
+    def forward(self, x: Tensor, time: Tensor, statistics: ImageStatistics | None = None) -> Tensor:
         for block in self.blocks:
-            x = block(x, time)
+            x = block(x, time, statistics)
         return x
 
 
@@ -73,16 +74,16 @@ class Backbone(nn.Module):
             channels //= 2
             self.decoders.append(_Sequence(channels, count, dim))
 
-    def forward(self, x: Tensor, time: Tensor) -> Tensor:
+    def forward(self, x: Tensor, time: Tensor, statistics: ImageStatistics | None = None) -> Tensor:
         x = self.intro(x)
         skips = []
         for encoder, down in zip(self.encoders, self.downs, strict=True):
-            x = encoder(x, time)
+            x = encoder(x, time, statistics)
             skips.append(x)
             x = down(x)
-        x = self.middle(x, time)
+        x = self.middle(x, time, statistics)
         for up, decoder, skip in zip(self.ups, self.decoders, reversed(skips), strict=True):
-            x = decoder(up(x) + skip, time)
+            x = decoder(up(x) + skip, time, statistics)
         return x
 
 
@@ -106,13 +107,17 @@ class Parser(nn.Module):
         self.maps = nn.Conv2d(8 + 3, EXPERTS, 3, padding=1)
         self.weights = nn.Linear(width * 2, EXPERTS)
 
-    def forward(self, degraded: Tensor) -> tuple[Tensor, Tensor]:
-        deep = self.body(self.intro(degraded))
+    def forward(
+        self, degraded: Tensor, statistics: ImageStatistics | None = None
+    ) -> tuple[Tensor, Tensor]:
+        deep = self.intro(degraded)
+        for block in self.body:
+            deep = block(deep, None, statistics)
         coarse = nn.functional.interpolate(
             self.squeeze(deep), size=degraded.shape[-2:], mode="bilinear", align_corners=False
         )
         maps = torch.sigmoid(self.maps(torch.cat([coarse, degraded], 1)))
-        weights = torch.sigmoid(self.weights(deep.mean(dim=(-2, -1))))
+        weights = torch.sigmoid(self.weights(spatial_mean(deep, statistics).flatten(1)))
         return maps, weights
 
 
@@ -141,7 +146,10 @@ class F2DNet(nn.Module):
 
     ``forward(x_t, t, degraded)`` returns the predicted residual ``(B, 3, H, W)`` for any
     ``H, W`` (inputs are padded to a multiple of ``config.multiple`` and cropped back);
-    ``forward(..., return_aux=True)`` also returns ``Aux``.
+    ``forward(..., return_aux=True)`` also returns ``Aux``. Every image-level statistic
+    (the channel attentions' means, the parser's global weights) is the input's own, or,
+    with ``statistics=``, recorded into or replayed from an ``ImageStatistics``: tiles of a
+    photo then share the photo's.
     """
 
     def __init__(self, config: ModelConfig) -> None:
@@ -164,7 +172,12 @@ class F2DNet(nn.Module):
                 )
 
     def forward(
-        self, x_t: Tensor, t: Tensor, degraded: Tensor, return_aux: bool = False
+        self,
+        x_t: Tensor,
+        t: Tensor,
+        degraded: Tensor,
+        return_aux: bool = False,
+        statistics: ImageStatistics | None = None,
     ) -> Tensor | tuple[Tensor, Aux]:
         if x_t.shape != degraded.shape or x_t.ndim != 4 or x_t.shape[1] != 3:
             raise ValueError(
@@ -175,7 +188,7 @@ class F2DNet(nn.Module):
         inputs, (height, width) = pad_to_multiple(
             torch.cat([x_t, degraded], 1), self.config.multiple
         )
-        features = self.backbone(inputs, time)
+        features = self.backbone(inputs, time, statistics)
         output = self.shared(features)
         batch = x_t.shape[0]
         if not self.config.factorized:
@@ -183,7 +196,7 @@ class F2DNet(nn.Module):
             ones = residual.new_ones(batch, EXPERTS)
             aux = Aux(residual.new_zeros(batch, EXPERTS, height, width), ones, ones)
             return (residual, aux) if return_aux else residual
-        maps, weights = self.parser(inputs[:, 3:])
+        maps, weights = self.parser(inputs[:, 3:], statistics)
         if self.config.time_gate:
             alpha = weights * torch.sigmoid(self.gate(torch.cat([time, weights.to(time.dtype)], 1)))
         else:

@@ -106,7 +106,7 @@ def test_tiles_and_maps(checkpoint: Path, tmp_path: Path) -> None:
     ("extra", "message"),
     [
         (["--tile", "4"], "must be 0 or >= 8"),
-        (["--tile", "32", "--overlap", "16"], "less than half the tile"),
+        (["--tile", "32", "--overlap", "16"], "must be at most 10 for --tile 32"),
         (["--overlap", "4"], "--overlap needs --tile"),
         (["--device", "tpu"], "--device"),
     ],
