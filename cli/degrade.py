@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 from skyclear.degrade.names import ORDERS
+
+if TYPE_CHECKING:  # the store package is imported by the commands that need it
+    from skyclear.degrade.store import Skipped
 
 _PATH = click.Path(path_type=Path)
 
@@ -241,7 +246,16 @@ def _progress_bar(stage: str, total: int):  # type: ignore[no-untyped-def]
     "Run the command once more without --shard to check and complete the store.",
 )
 @click.option(
-    "--overwrite", is_flag=True, help="Replace an existing store made by another command."
+    "--max-pixels",
+    type=click.IntRange(1),
+    help="Decode photos of up to N pixels (default: Pillow's decompression-bomb limit, about "
+    "89.5 million; larger files are skipped as bombs). Raise it only for photos you trust.",
+)
+@click.option(
+    "--overwrite",
+    is_flag=True,
+    help="Replace a skyclear store (or export) at --out that another command made. Nothing "
+    "else is ever replaced: not a folder or file skyclear did not write, not --src.",
 )
 def make_cdd11(
     src: Path,
@@ -256,6 +270,7 @@ def make_cdd11(
     test_fraction: float,
     fmt: str,
     shard: str | None,
+    max_pixels: int | None,
     overwrite: bool,
 ) -> None:
     """Build a CDD-11-style dataset with ground-truth masks from a folder of clean photos.
@@ -264,7 +279,7 @@ def make_cdd11(
     Resumable: if interrupted, run the same command again and it finishes the store.
     """
     from skyclear.degrade.names import TIERS
-    from skyclear.degrade.store import BuildOptions, StoreError, build
+    from skyclear.degrade.store import BuildOptions, NoUsablePhotoError, StoreError, build
 
     chosen = TIERS if tiers == "all" else tuple(t.strip() for t in tiers.split(",") if t.strip())
     unknown = [t for t in chosen if t not in TIERS]
@@ -275,19 +290,23 @@ def make_cdd11(
     if fmt != "zarr" and shard_spec != (0, 1):
         raise click.UsageError("--shard builds a Zarr store; export it with `degrade export`")
     store = out if fmt == "zarr" else out.with_name(out.name + ".zarr-staging")
-    if fmt != "zarr" and out.exists() and not overwrite:
-        raise click.UsageError(f"{out} exists; pass --overwrite to replace it")
+    inputs = [src, depth_dir]
+    if fmt != "zarr":
+        _check_export_out(out, inputs, overwrite)
     try:
         options = BuildOptions(
             src=str(src), size=size, tiers=chosen, variants=variants, seed=seed, order=order,
             test_fraction=test_fraction, depth_dir=None if depth_dir is None else str(depth_dir),
+            max_pixels=max_pixels,
         )  # fmt: skip
         summary = build(options, store, workers=workers, shard=shard_spec, overwrite=overwrite,
                         progress=_progress_bar)  # fmt: skip
-        for item in summary.skipped:
-            click.echo(f"skipped {item.file}: {item.reason}", err=True)
+        _echo_skipped(summary.skipped)
         if summary.complete and fmt != "zarr":
-            _replace_with_export(store, out, fmt, summary.samples)
+            _replace_with_export(store, out, fmt, summary.samples, inputs)
+    except NoUsablePhotoError as error:
+        _echo_skipped(error.skipped)
+        raise click.ClickException(error.headline) from error
     except (StoreError, ValueError, FileNotFoundError) as error:
         raise click.ClickException(str(error)) from error
     state = "complete" if summary.complete else f"shard {shard} done (not yet complete)"
@@ -298,6 +317,26 @@ def make_cdd11(
     )
 
 
+def _echo_skipped(skipped: Sequence[Skipped]) -> None:
+    """One ``skipped FILE: REASON`` line per file left out, on stderr."""
+    for item in skipped:
+        click.echo(f"skipped {item.file}: {item.reason}", err=True)
+
+
+def _check_export_out(out: Path, inputs: list[Path | None], overwrite: bool) -> None:
+    """Before building: ``out`` may only be an earlier export (with --overwrite), an empty
+    folder or nothing, and must keep clear of the inputs."""
+    from skyclear.degrade.store import StoreError
+    from skyclear.degrade.store.export import check_export_path
+
+    try:
+        check_export_path(out, inputs)
+    except StoreError as error:
+        raise click.ClickException(str(error)) from error
+    if (out.exists() or out.is_symlink()) and not overwrite:
+        raise click.UsageError(f"{out} exists; pass --overwrite to replace it")
+
+
 def _export(store: Path, out: Path, fmt: str, samples: int) -> None:
     """Write a complete store as ``fmt`` ("folder" or "hdf5") at ``out``."""
     from skyclear.degrade.store import export_folder, export_hdf5
@@ -306,14 +345,16 @@ def _export(store: Path, out: Path, fmt: str, samples: int) -> None:
     exporter(store, out, progress=_progress_bar("export", samples))
 
 
-def _replace_with_export(store: Path, out: Path, fmt: str, samples: int) -> None:
-    """Export the staging store to ``out`` (replacing what is there), then remove it."""
+def _replace_with_export(
+    store: Path, out: Path, fmt: str, samples: int, inputs: list[Path | None]
+) -> None:
+    """Export the staging store to ``out`` (replacing only an earlier export), then remove
+    the staging store."""
     import shutil
 
-    if out.is_dir():
-        shutil.rmtree(out)
-    elif out.exists():
-        out.unlink()
+    from skyclear.degrade.store.export import remove_export
+
+    remove_export(out, inputs)
     _export(store, out, fmt, samples)
     shutil.rmtree(store)
 
@@ -332,7 +373,9 @@ def _replace_with_export(store: Path, out: Path, fmt: str, samples: int) -> None
     required=True,
     help="folder: CDD-11's layout plus masks/; hdf5: the same arrays in one file.",
 )
-@click.option("--out", required=True, type=_PATH, help="Folder or .h5 file to write.")
+@click.option(
+    "--out", required=True, type=_PATH, help="Folder or .h5 file to write; must not exist."
+)
 def export(store: Path, fmt: str, out: Path) -> None:
     """Export a complete store as CDD-11's folder layout or as HDF5."""
     from skyclear.degrade.store import StoreError, open_store

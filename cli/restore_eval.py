@@ -32,7 +32,8 @@ import click
 @click.option(
     "--out",
     type=click.Path(file_okay=False, path_type=Path),
-    help="Folder for eval.json, eval.md and examples.png (default: print only).",
+    help="Folder for eval.json, eval.md and examples.png (default: print only): new, empty "
+    "or an earlier report's, whose files are replaced.",
 )
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
 @click.option(
@@ -94,11 +95,17 @@ def evaluate(
     running code."""
     from skyclear.restore.checkpoint import CheckpointError
     from skyclear.restore.evaluate import evaluate_checkpoint
-    from skyclear.restore.report import to_markdown, write_report
+    from skyclear.restore.report import check_report_folder, to_markdown, write_report
     from tqdm import tqdm
 
     if (lpips_alexnet is None) != (lpips_lin is None):
         raise click.UsageError("--lpips-alexnet and --lpips-lin go together: give both")
+    inputs = [ckpt, data]
+    if out is not None:  # refused before the evaluation, not after it
+        try:
+            check_report_folder(out, inputs)
+        except ValueError as error:
+            raise click.UsageError(str(error)) from error
 
     bar: Any = None
 
@@ -150,5 +157,8 @@ def evaluate(
             meta |= {"lpips_alexnet": str(lpips_alexnet), "lpips_lin": str(lpips_lin)}
         if fid_inception is not None:
             meta["fid_inception"] = str(fid_inception)
-        paths = write_report(evaluation, meta, out)
+        try:
+            paths = write_report(evaluation, meta, out, inputs)
+        except ValueError as error:  # something was put at --out while evaluating
+            raise click.ClickException(str(error)) from error
         click.echo("wrote " + ", ".join(str(path) for path in paths))

@@ -31,7 +31,12 @@ _SHORTHANDS = {
     help="A make-cdd11 store (.zarr), its HDF5 export, a CDD-11 folder (the original "
     "release included), or a folder of clean photos degraded on the fly.",
 )
-@click.option("--out", required=True, type=_PATH, help="Run folder (runs/NAME).")
+@click.option(
+    "--out",
+    required=True,
+    type=_PATH,
+    help="Run folder (runs/NAME): new, empty or a skyclear run's; apart from --data.",
+)
 @click.option(
     "--config",
     "config_name",

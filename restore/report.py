@@ -4,16 +4,26 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from PIL import Image
+from skyclear.degrade.outputs import check_output
 
 from .evaluate import GROUPS, Evaluation, Row, score_columns
 from .visual import EXAMPLE_TITLES, image_grid
 
-__all__ = ["to_markdown", "write_report"]
+__all__ = [
+    "REPORT_FORMAT",
+    "check_report_folder",
+    "is_report_folder",
+    "to_markdown",
+    "write_report",
+]
+
+#: The ``format`` of ``eval.json``, by which a report folder is known for skyclear's own.
+REPORT_FORMAT = "skyclear.eval/1"
 
 
 _HEADERS = {
@@ -67,13 +77,50 @@ def to_markdown(rows: Sequence[Row], fid: Mapping[str, float] | None = None) -> 
     return "\n".join(lines) + "\n"
 
 
-def write_report(evaluation: Evaluation, meta: dict[str, Any], out: Path) -> list[Path]:
-    """Save ``out/eval.json`` (``meta``, the split-wide ``fid`` and ``input_fid`` where
-    computed, the rows and every sample's scores), ``out/examples.png`` (one example per
-    tier) and ``out/eval.md`` (the table and the picture); returns the paths written."""
+def is_report_folder(path: str | Path) -> bool:
+    """True if ``path`` is a folder holding a report ``write_report`` wrote: its
+    ``eval.json`` carries ``REPORT_FORMAT`` or, written before that key existed, has no
+    ``format`` but the report's ``rows`` and ``samples`` lists."""
+    try:
+        document = json.loads((Path(path) / "eval.json").read_text())
+    except (OSError, ValueError):
+        return False
+    if not isinstance(document, dict):
+        return False
+    if "format" in document:
+        return bool(document["format"] == REPORT_FORMAT)
+    return isinstance(document.get("rows"), list) and isinstance(document.get("samples"), list)
+
+
+def check_report_folder(out: Path, inputs: Iterable[Path | None] = ()) -> None:
+    """Refuse a report folder that is, holds or lies inside one of ``inputs`` (the data,
+    the checkpoint; through symlinks too), or that holds files but no earlier report.
+
+    Raises:
+        skyclear.degrade.outputs.OutputError: the reason (a ``ValueError``).
+    """
+    check_output(out, inputs=inputs, is_ours=is_report_folder, kind="a skyclear report folder")
+
+
+def write_report(
+    evaluation: Evaluation,
+    meta: dict[str, Any],
+    out: Path,
+    inputs: Iterable[Path | None] = (),
+) -> list[Path]:
+    """Save ``out/eval.json`` (``format``, ``meta``, the split-wide ``fid`` and
+    ``input_fid`` where computed, the rows and every sample's scores), ``out/examples.png``
+    (one example per tier) and ``out/eval.md`` (the table and the picture); returns the
+    paths written.
+
+    ``out`` must be new, empty or an earlier report's folder, and apart from ``inputs``
+    (``check_report_folder``): an earlier report is replaced, nothing else is touched.
+    """
+    check_report_folder(out, inputs)
     out.mkdir(parents=True, exist_ok=True)
     written = [out / "eval.json", out / "eval.md"]
     document = {
+        "format": REPORT_FORMAT,
         **meta,
         **_finite(evaluation.fid),
         "rows": [{"name": r.name, "count": r.count, **_finite(r.scores)} for r in evaluation.rows],

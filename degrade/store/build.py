@@ -22,12 +22,32 @@ from .format import StoreError
 from .ingest import Skipped, find_sources
 from .kept import KeptPhotos
 from .options import BuildOptions, sample_seed
-from .prepare import prepare_once
+from .prepare import check_store_path, prepare_once
 from .writer import Workers, pending_sources
 
-__all__ = ["BuildOptions", "BuildSummary", "build", "pending_sources", "sample_seed"]
+__all__ = [
+    "BuildOptions",
+    "BuildSummary",
+    "NoUsablePhotoError",
+    "build",
+    "pending_sources",
+    "sample_seed",
+]
 
 Progress = Callable[[int], None]
+
+
+class NoUsablePhotoError(StoreError):
+    """No file under ``--src`` is a usable photo; ``skipped`` holds each file and why.
+
+    The message lists them too; ``headline`` is its first line alone.
+    """
+
+    def __init__(self, src: Path, skipped: list[Skipped]) -> None:
+        self.headline = f"no usable photo in {src} ({len(skipped)} files skipped)"
+        super().__init__(self.headline + "".join(f"\n  {s.file}: {s.reason}" for s in skipped))
+        self.src = src
+        self.skipped = skipped
 
 
 @dataclass(frozen=True)
@@ -65,11 +85,14 @@ def build(
         shard: ``(k, n)``: this process fills the sources ``i`` with ``i % n == k``; only
             the whole run (``n == 1``) marks the store complete. Every shard must be given
             the same options; the first process to arrive prepares the store.
-        overwrite: replace a store made by a different command.
+        overwrite: replace a skyclear store made by a different command (or use an empty
+            folder). Nothing else is ever replaced: see ``prepare.check_store_path``.
         progress: ``progress(stage, total)`` returns a callback advanced by units done.
 
     Raises:
-        StoreError: the store belongs to another command; no usable photo.
+        StoreError: ``out`` is, holds or lies inside ``--src`` or ``--depth``, or holds
+            something that is not a skyclear store; the store belongs to another command.
+        NoUsablePhotoError: no usable photo (a ``StoreError``).
     """
     start = time.perf_counter()
     path = Path(out)
@@ -78,13 +101,17 @@ def build(
         raise StoreError(f"--src {src} is not a folder")
     if options.depth_dir is not None and not Path(options.depth_dir).is_dir():
         raise StoreError(f"--depth {options.depth_dir} is not a folder")
+    # Before anything is written beside the store (kept photos, the lock file).
+    check_store_path(path, options)
     # A shard would keep every photo but use a few: it decodes its own photos twice.
     keep = KeptPhotos.beside(path) if shard[1] == 1 else None
     try:
         with Workers(workers) as pool:
-            sources, skipped = find_sources(src, options.size, pool.ingest, keep)
+            sources, skipped = find_sources(
+                src, options.size, pool.ingest, keep, options.max_pixels
+            )
             if not sources:
-                raise StoreError(f"no usable photo in {src} ({len(skipped)} files skipped)")
+                raise NoUsablePhotoError(src, skipped)
             prepare_once(path, options, sources, skipped, overwrite)
             mine = [i for i in pending_sources(path) if i % shard[1] == shard[0]]
             per_source = len(options.tiers) * options.variants

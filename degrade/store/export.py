@@ -1,18 +1,37 @@
-"""A complete store, exported as HDF5 (the same arrays) or as CDD-11's folder layout."""
+"""A complete store, exported as HDF5 (the same arrays) or as CDD-11's folder layout.
+
+Both carry the store's ``format``, so that skyclear knows them for its own: the HDF5 file
+as a root attribute, the folder in a small ``skyclear.json`` at its root. An export only
+ever replaces such an earlier export (or an empty folder), never anything else.
+"""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+import shutil
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ..io import write_image
-from .format import SPLITS, open_store
+from ..outputs import OutputError, check_output
+from .format import FORMAT, SPLITS, StoreError, open_store
 
-__all__ = ["export_folder", "export_hdf5", "photo_names", "sample_name"]
+__all__ = [
+    "FOLDER_MARKER",
+    "check_export_path",
+    "export_folder",
+    "export_hdf5",
+    "is_export",
+    "photo_names",
+    "remove_export",
+    "sample_name",
+]
+
+#: The file at the root of a folder export that says skyclear wrote it.
+FOLDER_MARKER = "skyclear.json"
 
 Progress = Callable[[int], None]
 
@@ -20,20 +39,75 @@ Progress = Callable[[int], None]
 _JSON_ATTRS = ("tiers", "degradations", "sources", "skipped")
 
 
+def is_export(path: str | Path) -> bool:
+    """True if ``path`` is an export skyclear wrote, complete or not: an HDF5 file whose
+    ``format`` attribute is the store format, or a folder with ``FOLDER_MARKER`` saying so."""
+    path = Path(path)
+    if path.is_dir():
+        try:
+            marker = json.loads((path / FOLDER_MARKER).read_text())
+        except (OSError, ValueError):
+            return False
+        return isinstance(marker, dict) and marker.get("format") == FORMAT
+    import h5py
+
+    try:
+        if not h5py.is_hdf5(path):
+            return False
+        with h5py.File(path, "r") as h5:
+            return bool(h5.attrs.get("format") == FORMAT)
+    except (OSError, ValueError):
+        return False
+
+
+def check_export_path(out: str | Path, inputs: Iterable[Path | None] = ()) -> None:
+    """Refuse an export path that is, holds or lies inside one of ``inputs`` (through
+    symlinks too), or that holds anything but an earlier export or an empty folder.
+
+    Raises:
+        StoreError: the reason; nothing has been touched.
+    """
+    try:
+        check_output(Path(out), inputs=inputs, is_ours=is_export, kind="a skyclear export")
+    except OutputError as error:
+        raise StoreError(str(error)) from error
+
+
+def remove_export(out: str | Path, inputs: Iterable[Path | None] = ()) -> None:
+    """Remove an earlier export at ``out`` (a symlink: only the link) to make way for a new
+    one; anything ``check_export_path`` refuses is refused, and kept."""
+    out = Path(out)
+    check_export_path(out, inputs)
+    if out.is_dir() and not out.is_symlink():
+        shutil.rmtree(out)
+    elif out.exists() or out.is_symlink():
+        out.unlink()
+
+
 def export_hdf5(store: str | Path, out: str | Path, progress: Progress | None = None) -> Path:
     """Write every array of a complete store to one HDF5 file with the same layout.
 
     Chunks are the store's; numeric arrays are gzip-compressed (HDF5's built-in codec);
     ``params`` is UTF-8 variable-length text, which HDF5 filters cannot compress; list
-    attributes are JSON text; each dataset has a ``dimension_names`` attribute.
-    ``complete`` is set last.
+    attributes are JSON text; each dataset has a ``dimension_names`` attribute. ``format``
+    is set first (a file cut short is still known for skyclear's), ``complete`` last. The
+    file is written as ``OUT.partial`` and renamed.
+
+    Raises:
+        StoreError: the store is not complete, or ``out`` (or ``OUT.partial``) is refused
+            by ``check_export_path``.
     """
     import h5py
 
-    group = open_store(store)
     out = Path(out)
     partial = out.with_name(out.name + ".partial")
+    for path in (out, partial):
+        check_export_path(path, [Path(store)])
+    if out.is_dir():
+        raise StoreError(f"{out} is a folder; an HDF5 export is a file")
+    group = open_store(store)
     with h5py.File(partial, "w") as h5:
+        h5.attrs["format"] = group.attrs["format"]
         for key, value in group.attrs.items():
             if key == "complete":
                 continue
@@ -98,11 +172,20 @@ def export_folder(store: str | Path, out: str | Path, progress: Progress | None 
     ``SPLIT/clear/NAME.png`` (the clean photo), ``SPLIT/TIER/NAME.png`` (degraded) and
     ``SPLIT/masks/TIER/NAME.png``: an RGBA PNG whose channels are the low, haze, rain and
     snow masks (``round(255 * intensity)``). ``NAME`` is the source's stem from
-    ``photo_names``, with ``_vK`` for variant ``K`` when there are several.
+    ``photo_names``, with ``_vK`` for variant ``K`` when there are several. ``skyclear.json``
+    (``FOLDER_MARKER``), written first, holds the store's ``format``.
+
+    Raises:
+        StoreError: the store is not complete, or ``out`` is refused by
+            ``check_export_path``.
     """
-    group = open_store(store)
     out = Path(out)
+    check_export_path(out, [Path(store)])
+    group = open_store(store)
     attrs: dict[str, Any] = dict(group.attrs)
+    out.mkdir(parents=True, exist_ok=True)
+    marker = {"format": attrs["format"], "layout": "folder"}
+    (out / FOLDER_MARKER).write_text(json.dumps(marker) + "\n")
     tiers, variants = attrs["tiers"], int(attrs["variants"])
     stems = photo_names(list(attrs["sources"]))
     source_of, tier_of, split_of = group["source"][:], group["tier"][:], group["split"][:]

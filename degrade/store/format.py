@@ -15,6 +15,7 @@ __all__ = [
     "SPLITS",
     "StoreError",
     "compressor",
+    "is_store",
     "open_store",
     "presence_of",
     "sample_index",
@@ -52,6 +53,26 @@ def presence_of(tier: str) -> NDArray[np.float32]:
         raise ValueError(f"unknown tier {tier!r}")
     parts = tier.split("_")
     return np.array([name in parts for name in DEGRADATIONS], dtype=np.float32)
+
+
+def is_store(path: str | Path) -> bool:
+    """True if ``path`` is a skyclear store, complete or not, or what a preparation killed
+    at its first step leaves: a folder holding nothing but an empty group's ``zarr.json``.
+
+    These are what make-cdd11 may resume or replace; anything else is not its to delete.
+    """
+    import zarr
+
+    path = Path(path)
+    if not path.is_dir():
+        return False
+    try:
+        attrs = dict(zarr.open_group(store=str(path), mode="r").attrs)
+    except Exception:  # zarr raises several types for "not a group"
+        return False
+    if attrs.get("format") == FORMAT:
+        return True
+    return not attrs and [entry.name for entry in path.iterdir()] == ["zarr.json"]
 
 
 def open_store(path: str | Path, *, require_complete: bool = True) -> Any:

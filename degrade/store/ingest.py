@@ -68,13 +68,16 @@ def _candidates(src: Path) -> tuple[list[str], list[Skipped]]:
     return sorted(files), skipped
 
 
-def read_source(path: Path, size: int) -> NDArray[np.uint8]:
+def read_source(path: Path, size: int, max_pixels: int | None = None) -> NDArray[np.uint8]:
     """Read a photo at full size and check it can give a ``size`` x ``size`` crop.
+
+    A photo of more than ``max_pixels`` pixels (default: Pillow's decompression-bomb limit,
+    see ``read_image``) is refused before it is decoded.
 
     Raises:
         UnusableImageError: the file cannot be a clean photo of at least ``size`` pixels.
     """
-    photo = read_image(path)
+    photo = read_image(path, max_pixels)
     height, width = photo.shape[:2]
     if min(height, width) < size:
         raise UnusableImageError(
@@ -83,10 +86,10 @@ def read_source(path: Path, size: int) -> NDArray[np.uint8]:
     return photo
 
 
-def _check_item(item: tuple[Path, str, int, KeptPhotos | None]) -> str | None:
-    src, relative, size, keep = item
+def _check_item(item: tuple[Path, str, int, KeptPhotos | None, int | None]) -> str | None:
+    src, relative, size, keep, max_pixels = item
     try:
-        photo = read_source(src / relative, size)
+        photo = read_source(src / relative, size, max_pixels)
     except UnusableImageError as error:
         return error.reason
     if keep is not None:
@@ -99,6 +102,7 @@ def find_sources(
     size: int,
     mapper: Callable[..., Iterable[str | None]] = map,
     keep: KeptPhotos | None = None,
+    max_pixels: int | None = None,
 ) -> tuple[list[str], list[Skipped]]:
     """Usable photos under ``src`` (relative POSIX paths, sorted) and the files skipped.
 
@@ -107,10 +111,13 @@ def find_sources(
         size: the crop size every source must reach.
         mapper: ``map`` or a process pool's ``imap``, to decode candidates in parallel.
         keep: where to keep each usable photo fitted to ``size``, for the writers.
+        max_pixels: the largest photo to decode (``None``: Pillow's decompression-bomb
+            limit); a larger one is skipped as a decompression bomb.
     """
     candidates, skipped = _candidates(src)
     sources = []
-    reasons = mapper(_check_item, [(src, relative, size, keep) for relative in candidates])
+    items = [(src, relative, size, keep, max_pixels) for relative in candidates]
+    reasons = mapper(_check_item, items)
     for relative, reason in zip(candidates, reasons, strict=True):
         if reason is None:
             sources.append(relative)

@@ -16,7 +16,13 @@ __all__ = ["BuildOptions", "sample_seed", "split_of", "test_count"]
 
 @dataclass(frozen=True)
 class BuildOptions:
-    """Everything a store's content depends on (besides the photos themselves)."""
+    """Everything a store's content depends on (besides the photos themselves).
+
+    ``max_pixels`` is the largest photo ingest decodes (``None``: Pillow's
+    decompression-bomb limit, ``skyclear.degrade.io.DEFAULT_MAX_PIXELS``). It only decides
+    which photos are usable, which the store records as ``sources``; the limit itself is
+    not recorded, so a default run's store is what it always was.
+    """
 
     src: str
     size: int = 512
@@ -26,6 +32,7 @@ class BuildOptions:
     order: str = "physical"
     test_fraction: float = 0.1
     depth_dir: str | None = None
+    max_pixels: int | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.size, int) or self.size < 8:
@@ -43,11 +50,16 @@ class BuildOptions:
             raise ValueError(f"order must be one of {ORDERS}, got {self.order!r}")
         if not 0.0 <= self.test_fraction < 1.0:
             raise ValueError(f"test_fraction must lie in [0, 1), got {self.test_fraction!r}")
+        if self.max_pixels is not None and (
+            not isinstance(self.max_pixels, int) or self.max_pixels < 1
+        ):
+            raise ValueError(f"max_pixels must be a positive int or None, got {self.max_pixels!r}")
 
     def recorded(self) -> dict[str, Any]:
         """The options as the store records them (paths are not part of the content)."""
         record = asdict(self)
         record.pop("src")
+        record.pop("max_pixels")  # decides the sources, which are recorded themselves
         record["tiers"] = list(self.tiers)
         record["depth"] = record.pop("depth_dir") is not None
         return record

@@ -1,4 +1,9 @@
-"""Creating a store, recognising one to resume, and never deleting what is not ours."""
+"""Creating a store, recognising one to resume, and never deleting what is not ours.
+
+Whatever ``--overwrite`` says, make-cdd11 replaces only a skyclear store (``is_store``)
+or an empty folder, and never writes over, into or around its photos or depth maps
+(``skyclear.degrade.outputs``).
+"""
 
 from __future__ import annotations
 
@@ -14,12 +19,13 @@ from typing import Any
 import numpy as np
 
 from ..names import DEGRADATIONS
-from .format import FORMAT, StoreError, compressor
+from ..outputs import OutputError, check_output
+from .format import FORMAT, StoreError, compressor, is_store
 from .ingest import Skipped
 from .kept import process_is_gone
 from .options import BuildOptions, split_of
 
-__all__ = ["prepare_once"]
+__all__ = ["check_store_path", "prepare_once"]
 
 
 def _skyclear_version() -> str:
@@ -102,38 +108,69 @@ def _prepare(path: Path, options: BuildOptions, sources: list[str], skipped: lis
     group.attrs["complete"] = False  # written last: the store is prepared
 
 
+def check_store_path(path: Path, options: BuildOptions) -> None:
+    """Refuse a store path that is, holds or lies inside ``--src`` or ``--depth`` (through
+    symlinks too), or that holds anything but a skyclear store or an empty folder.
+
+    Raises:
+        StoreError: the reason; nothing has been touched.
+    """
+    depth = None if options.depth_dir is None else Path(options.depth_dir)
+    try:
+        check_output(
+            path, inputs=[Path(options.src), depth], is_ours=is_store, kind="a skyclear store"
+        )
+    except OutputError as error:
+        raise StoreError(str(error)) from error
+
+
 def _remove(path: Path) -> None:
-    if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path)
-    elif path.exists() or path.is_symlink():
-        path.unlink()
+    """Remove a store that ``check_store_path`` accepted (a symlink: only the link).
+
+    ``complete`` goes first and ``zarr.json`` last, so that a removal killed halfway leaves
+    a store still known for ours, and known to be unfinished: it is prepared anew, never
+    resumed and never refused as foreign.
+    """
+    if path.is_symlink() or not path.is_dir():
+        path.unlink(missing_ok=True)
+        return
+    import zarr
+
+    if (path / "zarr.json").is_file():
+        group = zarr.open_group(store=str(path), mode="r+")
+        if "complete" in group.attrs:
+            del group.attrs["complete"]
+    for entry in path.iterdir():
+        if entry.name == "zarr.json":
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink()
+    shutil.rmtree(path)
 
 
 def _check_existing(path: Path, options: BuildOptions, sources: list[str], overwrite: bool) -> bool:
     """True if ``path`` holds a prepared store of this very command (to resume).
 
-    False if there is nothing to keep: no store, one interrupted while being prepared, or
-    (with ``overwrite``) anything else. Raises rather than delete what is not ours.
+    False if there is nothing to keep: nothing there, a store interrupted while being
+    prepared, or (with ``overwrite``) an empty folder or a store of another command.
+    Anything else raises: it is not ours to delete.
     """
     import zarr
 
+    # Checked again here, under the lock: the last look before anything is removed.
+    check_store_path(path, options)
     if not path.exists():
         return False
-    try:
-        group = zarr.open_group(store=str(path), mode="r")
-        attrs = dict(group.attrs)
-        empty = not attrs and not list(group.keys())
-    except Exception as error:
+    if not any(path.iterdir()):
         if overwrite:
             return False
-        raise StoreError(
-            f"{path} exists and is not a skyclear store; pass --overwrite to replace it"
-        ) from error
-    if attrs.get("format") != FORMAT:
-        if empty or overwrite:  # an empty group is a preparation killed at its first step
-            return False
-        raise StoreError(f"{path} holds a Zarr group that is not a skyclear store; pass "
-                         "--overwrite to replace it")  # fmt: skip
+        raise StoreError(f"{path} is an empty folder, not a skyclear store; pass --overwrite to "
+                         "make the store there")  # fmt: skip
+    attrs = dict(zarr.open_group(store=str(path), mode="r").attrs)
+    if attrs.get("format") != FORMAT:  # the empty group of a preparation killed at once
+        return False
     if "complete" not in attrs:  # our own preparation, interrupted: nothing of value inside
         return False
     expected = {**_attributes(options, sources, []), "skipped": attrs.get("skipped")}

@@ -115,7 +115,7 @@ class _Writer:
         kept = self.keep.take(relative) if self.keep is not None else None
         if kept is not None and kept[0].shape == (size, size, 3):
             return kept
-        photo = read_source(Path(self.options.src) / relative, size)
+        photo = read_source(Path(self.options.src) / relative, size, self.options.max_pixels)
         return fit_photo(photo, size), (photo.shape[0], photo.shape[1])
 
     def _flush(self, start: int, batch: _Batch) -> None:

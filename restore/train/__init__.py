@@ -1,5 +1,6 @@
 """Training: the loop, its batches, its optimiser and its validation."""
 
-from .loop import NonFiniteError, RunFolder, TrainingInterrupted, train
+from .folder import RunFolder
+from .loop import NonFiniteError, TrainingInterrupted, train
 
 __all__ = ["NonFiniteError", "RunFolder", "TrainingInterrupted", "train"]

@@ -45,11 +45,12 @@ from ..nn import F2DNet
 from ..runtime import autocast, resolve_device, use_bf16, use_channels_last
 from ..transport import Transport
 from .distributed import Processes, start_processes
+from .folder import RunFolder, check_run_folder
 from .optim import EMA, learning_rate
 from .sampling import StepSampler, training_loader
 from .validate import validate, validation_indices
 
-__all__ = ["NonFiniteError", "RunFolder", "TrainingInterrupted", "train"]
+__all__ = ["NonFiniteError", "TrainingInterrupted", "train"]
 
 Report = Callable[[str, dict[str, Any]], None]
 _TRAIN_KEYS = ("degraded", "clean", "masks", "presence", "has_masks")
@@ -66,32 +67,6 @@ class TrainingInterrupted(Exception):  # noqa: N818 - an outcome, not a failure
         super().__init__(f"stopped by signal {signal_number} at step {step}")
         self.signal_number = signal_number
         self.step = step
-
-
-@dataclass(frozen=True)
-class RunFolder:
-    """The files of a run."""
-
-    root: Path
-
-    @property
-    def config(self) -> Path:
-        return self.root / "config.yaml"
-
-    @property
-    def last(self) -> Path:
-        return self.root / "last.pt"
-
-    @property
-    def best(self) -> Path:
-        return self.root / "best.pt"
-
-    @property
-    def log(self) -> Path:
-        return self.root / "log.jsonl"
-
-    def grid(self, step: int) -> Path:
-        return self.root / "val" / f"step_{step:07d}.png"
 
 
 @dataclass
@@ -156,13 +131,19 @@ def train(
         TrainingInterrupted: SIGINT or SIGTERM arrived; a checkpoint was written first.
         NonFiniteError: the gradient was not finite ``optim.max_bad_steps`` times in a row.
         FileExistsError: ``out`` already holds a run and ``resume`` is false.
+        skyclear.degrade.outputs.OutputError: ``out`` is, holds or lies inside ``data``, or
+            holds files but is not a skyclear run folder (see ``folder.check_run_folder``).
     """
     folder = RunFolder(Path(out))
     payload = None
+    # Every process checks before any of them starts (and so before any writes).
     if resume:
         payload = load_checkpoint(folder.last)
+        check_run_folder(folder.root, Path(data), resumed=True)
         config = config or train_config_of(payload, folder.last)
-    elif folder.last.exists():
+    else:
+        check_run_folder(folder.root, Path(data))
+    if not resume and folder.last.exists():
         raise FileExistsError(
             f"{folder.root} already holds a run; resume it or choose another folder"
         )
@@ -310,10 +291,10 @@ class _Trainer:
         if payload is not None:
             self._restore(payload)
             self._trim_log()
-        elif self.processes.main:
-            self.folder.root.mkdir(parents=True, exist_ok=True)
-            self.folder.log.unlink(missing_ok=True)  # of a run stopped before a checkpoint
         if self.processes.main:
+            self.folder.claim()  # the marker goes in before any other file
+            if payload is None:  # the log of a run stopped before its first checkpoint
+                self.folder.log.unlink(missing_ok=True)
             save_config(config, self.folder.config)  # on resume, with any changes made
             for stale in self.folder.root.glob(".*.pt.*.tmp"):  # a save that was killed
                 stale.unlink(missing_ok=True)

@@ -56,6 +56,8 @@ def test_usage_errors_exit_2_and_touch_nothing(store: Path, tmp_path: Path) -> N
         == 0
     )
     before = (run / "last.pt").read_bytes()
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "a.txt").write_text("not a photo")
     cases = [
         (["train", "--data", str(store), "--out", str(run), *QUICK], "already holds a run"),
         (["train", "--data", str(store), "--out", str(run), "--resume", "--config", "small"],
@@ -64,8 +66,9 @@ def test_usage_errors_exit_2_and_touch_nothing(store: Path, tmp_path: Path) -> N
          "unknown key 'optim.lrr'"),
         (["train", "--data", str(store), "--out", str(tmp_path / "c"), "--config", "huge"],
          "unknown config 'huge'"),
-        (["train", "--data", str(tmp_path), "--out", str(tmp_path / "d"), "--crop", "16"],
-         "no usable photo"),
+        (["train", "--data", str(tmp_path / "notes"), "--out", str(tmp_path / "d"), "--crop",
+          "16"], "no usable photo"),
+        (["train", "--data", str(tmp_path), "--out", str(tmp_path / "d")], "lies inside the input"),
         (["eval", "--ckpt", str(store / "zarr.json"), "--data", str(store)], "not a readable"),
     ]  # fmt: skip
     for arguments, message in cases:
@@ -73,7 +76,8 @@ def test_usage_errors_exit_2_and_touch_nothing(store: Path, tmp_path: Path) -> N
         assert result.exit_code == 2, (arguments, result.output)
         assert message in result.output, (arguments, result.output)
     assert (run / "last.pt").read_bytes() == before
-    assert not (tmp_path / "b").exists() and not (tmp_path / "c").exists()
+    for name in ("b", "c", "d"):
+        assert not (tmp_path / name).exists(), name
 
 
 def test_resume_of_a_finished_run_changes_nothing(store: Path, tmp_path: Path) -> None:

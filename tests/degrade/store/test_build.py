@@ -188,9 +188,10 @@ def test_foreign_things_at_out_are_not_deleted(src: Path, tmp_path: Path) -> Non
         build(_options(src), tmp_path / "other.zarr")
     assert zarr.open_group(str(tmp_path / "other.zarr"), mode="r").attrs["owner"] == "someone else"
     (tmp_path / "file.zarr").write_text("x")
-    with pytest.raises(StoreError, match="not a skyclear store"):
-        build(_options(src), tmp_path / "file.zarr")
-    assert build(_options(src), tmp_path / "file.zarr", overwrite=True).complete
+    for overwrite in (False, True):  # --overwrite replaces only skyclear stores
+        with pytest.raises(StoreError, match="not a skyclear store"):
+            build(_options(src), tmp_path / "file.zarr", overwrite=overwrite)
+        assert (tmp_path / "file.zarr").read_text() == "x"
 
 
 @pytest.mark.parametrize(
