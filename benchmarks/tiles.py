@@ -12,12 +12,17 @@ restored by a checkpoint whole and with ``--tile`` (default 256), three ways sid
 Differences are in 8-bit grey levels: mean, 99.9th percentile and maximum over all pixels.
 The targets: mean < 1, 99.9th percentile < 8.
 
+**Untrained deeper configs** (``--untrained small paper``): random weights (seed 0, the
+residual scales set to 0.3 so every path carries signal) on one synthetic 1080x720 photo,
+a dark foreground under a bright sky, the same three ways.
+
 **Memory** (``--memory``): for each config and side, in a fresh process each, the peak RSS
 of one whole-image network evaluation above the process's RSS before it, against
 ``skyclear.restore.memory.activation_bytes``. The estimate must not fall below the
 measurement (ratio >= 1).
 
-Run: ``python benchmarks/tiles.py --ckpt demo/run/best.pt [--tile 256] [--memory]``.
+Run: ``python benchmarks/tiles.py --ckpt demo/run/best.pt [--tile 256] [--untrained small paper]
+[--memory]``.
 """
 
 from __future__ import annotations
@@ -45,44 +50,92 @@ def _photos(side: tuple[int, int]) -> dict[str, object]:
     }
 
 
+def _compare(restorer: object, images: list[object], tile: int, label: str) -> list[tuple]:
+    """One row per mode: differences from whole restoration over ``images``, and time."""
+    import torch
+    from skyclear.restore.nn import ImageStatistics
+
+    replay = ImageStatistics.replay
+    scores: dict[str, list[torch.Tensor]] = {mode: [] for mode in MODES}
+    seconds = {"whole": 0.0, **dict.fromkeys(MODES, 0.0)}
+    try:
+        for degraded in images:
+            start = time.perf_counter()
+            whole, _ = restorer(degraded)  # type: ignore[operator]
+            seconds["whole"] += time.perf_counter() - start
+            for mode in MODES:
+                # "own stats": every tile records its own statistics instead of replaying.
+                own = (lambda self: ImageStatistics()) if mode != "shared" else replay
+                ImageStatistics.replay = own  # type: ignore[method-assign]
+                margin = 0 if "no margin" in mode else None
+                start = time.perf_counter()
+                tiled, _ = restorer.tiled(degraded, tile, margin=margin)  # type: ignore[attr-defined]
+                seconds[mode] += time.perf_counter() - start
+                scores[mode].append(((tiled - whole).abs() * 255).flatten())
+    finally:
+        ImageStatistics.replay = replay  # type: ignore[method-assign]
+    rows = []
+    for mode in MODES:
+        d = torch.cat(scores[mode])
+        rows.append((label, mode, float(d.mean()), float(d.quantile(0.999)), float(d.max()),
+                     seconds[mode] / seconds["whole"]))  # fmt: skip
+    return rows
+
+
+def _table(title: str, first: str, rows: list[tuple]) -> None:
+    print(title)
+    print(f"| {first} | tiles | mean | 99.9th pct | max | time x whole |")
+    print("|---|---|---:|---:|---:|---:|")
+    for label, mode, mean, tail, top, ratio in rows:
+        print(f"| {label} | {mode} | {mean:.3f} | {tail:.2f} | {top:.2f} | {ratio:.2f} |")
+
+
 def tiles(ckpt: Path, tile: int) -> None:
     import torch
     from skyclear.degrade import Composite
     from skyclear.degrade.io import from_numpy
     from skyclear.restore.inference import Restorer
-    from skyclear.restore.nn import ImageStatistics
 
     torch.set_num_threads(2)
     restorer = Restorer.from_checkpoint(ckpt, device="cpu")
-    replay = ImageStatistics.replay
+    photos = list(_photos((1080, 720)).values())
     rows = []
     for tier in TIERS:
-        scores: dict[str, list[torch.Tensor]] = {mode: [] for mode in MODES}
-        seconds = {"whole": 0.0, **dict.fromkeys(MODES, 0.0)}
-        for index, photo in enumerate(_photos((1080, 720)).values()):
-            clean = from_numpy(photo)  # type: ignore[arg-type]
-            g = torch.Generator().manual_seed(index)
-            degraded = Composite()(clean, tier, generator=g).image
-            start = time.perf_counter()
-            whole, _ = restorer(degraded)
-            seconds["whole"] += time.perf_counter() - start
-            for mode in MODES:
-                own = mode != "shared"
-                ImageStatistics.replay = (lambda self: ImageStatistics()) if own else replay  # type: ignore[method-assign]
-                start = time.perf_counter()
-                tiled, _ = restorer.tiled(degraded, tile, margin=0 if "no margin" in mode else None)
-                seconds[mode] += time.perf_counter() - start
-                scores[mode].append(((tiled - whole).abs() * 255).flatten())
-            ImageStatistics.replay = replay  # type: ignore[method-assign]
-        for mode in MODES:
-            d = torch.cat(scores[mode])
-            rows.append((tier, mode, float(d.mean()), float(d.quantile(0.999)), float(d.max()),
-                         seconds[mode] / seconds["whole"]))  # fmt: skip
-    print(f"tiled (--tile {tile}) against whole restoration, 1080x720, {ckpt}")
-    print("| tier | tiles | mean | 99.9th pct | max | time x whole |")
-    print("|---|---|---:|---:|---:|---:|")
-    for tier, mode, mean, tail, top, ratio in rows:
-        print(f"| {tier} | {mode} | {mean:.3f} | {tail:.2f} | {top:.2f} | {ratio:.2f} |")
+        images = [
+            Composite()(from_numpy(photo), tier, generator=torch.Generator().manual_seed(i)).image  # type: ignore[arg-type]
+            for i, photo in enumerate(photos)
+        ]
+        rows += _compare(restorer, images, tile, tier)
+    _table(f"tiled (--tile {tile}) against whole restoration, 1080x720, {ckpt}", "tier", rows)
+
+
+def untrained(configs: list[str], tile: int) -> None:
+    import torch
+    from skyclear.restore.config import preset
+    from skyclear.restore.inference import Restorer
+    from skyclear.restore.nn import F2DNet
+    from skyclear.restore.transport import Transport
+
+    torch.set_num_threads(2)
+    height, width = 720, 1080
+    g = torch.Generator().manual_seed(1)
+    rows_ = torch.linspace(0, 1, height).view(1, 1, -1, 1)
+    cols = torch.linspace(0, 1, width).view(1, 1, 1, -1)
+    tint = torch.tensor([1.0, 0.8, 0.5]).view(1, 3, 1, 1)
+    noise = 0.1 * torch.rand(1, 3, height, width, generator=g)
+    photo = (0.1 + 0.6 * rows_ * tint + 0.2 * cols + noise).clamp(0, 1)
+    rows = []
+    for name in configs:
+        torch.manual_seed(0)
+        config = preset(name)
+        model = F2DNet(config.model)
+        for key, parameter in model.named_parameters():
+            if key.endswith((".beta", ".gamma")):
+                torch.nn.init.constant_(parameter, 0.3)
+        transport = Transport(config.transport.schedule())
+        restorer = Restorer(model.eval(), transport, config, torch.device("cpu"))
+        rows += _compare(restorer, [photo], tile, name)
+    _table(f"tiled (--tile {tile}) against whole, untrained, 1080x720", "config", rows)
 
 
 def _peak(config: str, side: int) -> dict[str, float]:
@@ -121,6 +174,7 @@ def main() -> None:
     parser.add_argument("--ckpt", type=Path)
     parser.add_argument("--tile", type=int, default=256)
     parser.add_argument("--memory", action="store_true")
+    parser.add_argument("--untrained", nargs="+", default=[], metavar="CONFIG")
     parser.add_argument("--configs", nargs="+", default=["tiny", "small", "paper"])
     parser.add_argument("--sides", nargs="+", type=int, default=[512, 1024])
     parser.add_argument("--peak", nargs=2, help=argparse.SUPPRESS)
@@ -130,6 +184,8 @@ def main() -> None:
         return
     if args.ckpt:
         tiles(args.ckpt, args.tile)
+    if args.untrained:
+        untrained(args.untrained, args.tile)
     if args.memory:
         memory(args.configs, args.sides)
 

@@ -7,7 +7,7 @@ connections of every level and the time-conditioned inputs beside them; at the e
 the backbone's features, each expert's hidden channels and the four stacked increments.
 ``activation_bytes`` counts those values per pixel from the config (the larger of the two
 stages, the skips' geometric sum over levels) and applies a factor measured on a CPU
-(``benchmarks/memory.py`` prints estimate against measured peak), so the estimate errs on
+(``benchmarks/tiles.py --memory`` prints estimate against measured peak), so the estimate errs on
 the high side: a photo the estimate lets through whole fits.
 """
 
@@ -22,8 +22,10 @@ from .nn import ModelConfig
 __all__ = ["activation_bytes", "available_bytes", "fitting_tile"]
 
 #: Measured peak over the values counted below (allocator slack, temporaries the count
-#: leaves out), rounded up; see ``benchmarks/memory.py``.
-_SLACK = 1.5
+#: leaves out), rounded up, and what a first evaluation allocates whatever the size
+#: (kernels' scratch, thread pools); see ``benchmarks/tiles.py --memory``.
+_SLACK = 1.6
+_FIXED = 192 * 2**20
 
 
 def _values_per_pixel(config: ModelConfig) -> float:
@@ -43,7 +45,7 @@ def activation_bytes(config: ModelConfig, height: int, width: int, bytes_per_val
     (padded to the network's grid), in bytes; ``bytes_per_value`` 2 under bf16 autocast."""
     multiple = config.multiple
     pixels = (-(-height // multiple) * multiple) * (-(-width // multiple) * multiple)
-    return int(_SLACK * _values_per_pixel(config) * pixels * bytes_per_value)
+    return int(_SLACK * _values_per_pixel(config) * pixels * bytes_per_value) + _FIXED
 
 
 def available_bytes(device: torch.device) -> int:
