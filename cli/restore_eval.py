@@ -79,8 +79,10 @@ def evaluate(
     fid_inception: Path | None,
 ) -> None:
     """Score a checkpoint tier by tier at full resolution: PSNR and SSIM (8-bit RGB),
-    selectivity ratio, mask MAE and presence accuracy, with single / pair / triple
-    averages and the untouched input's scores beside them.
+    image and pixel selectivity, the most-over-least ratio, mask MAE and IoU and presence
+    accuracy, with single / pair / triple averages and the untouched input's scores
+    beside them; under the table, each degradation's pixel selectivity. Scores that read
+    the maps per pixel show – without masks, or for routing without per-pixel maps.
 
     With --out: eval.json (every sample's scores too), eval.md and examples.png (one
     test sample per tier: degraded, restored, clean and the parser's four maps).

@@ -218,7 +218,7 @@ def _positive(config: object, *names: str) -> None:
             raise ConfigError(f"{name} must be >= 1, got {value}")
 
 
-PRESETS: dict[str, TrainConfig] = {
+_PRESETS: dict[str, TrainConfig] = {
     "tiny": TrainConfig(model=CONFIGS["tiny"]),
     "small": TrainConfig(
         model=CONFIGS["small"],
@@ -238,9 +238,19 @@ PRESETS: dict[str, TrainConfig] = {
     ),
 }
 
+#: The presets, and for each its capacity control ``NAME_wide`` (no experts, the backbone
+#: widened to the same parameter count; everything else as ``NAME``).
+PRESETS: dict[str, TrainConfig] = {
+    **_PRESETS,
+    **{
+        f"{name}_wide": dataclasses.replace(config, model=CONFIGS[f"{name}_wide"])
+        for name, config in _PRESETS.items()
+    },
+}
+
 
 def preset(name: str) -> TrainConfig:
-    """A preset by name (``tiny``, ``small``, ``paper``)."""
+    """A preset by name (``tiny``, ``small``, ``paper``, or one of them with ``_wide``)."""
     if name not in PRESETS:
         raise ConfigError(f"unknown config {name!r}; the presets are {sorted(PRESETS)}")
     return PRESETS[name]
@@ -257,10 +267,32 @@ def config_to_dict(config: Any) -> dict[str, Any]:
     return {key: plain(value) for key, value in dataclasses.asdict(config).items()}
 
 
+def _renamed(cls: type[Any], data: dict[str, Any]) -> dict[str, Any]:
+    """A saved config's keys of earlier releases under today's names: ``model.factorized``
+    is ``model.experts``, ``model.time_gate`` true/false is ``model.gate`` sigmoid/none,
+    ``loss.maps`` and ``loss.presence`` are ``loss.mask_weight`` and
+    ``loss.presence_weight``. A key given under both names keeps today's."""
+    data = dict(data)
+    if cls is ModelConfig:
+        if "factorized" in data:
+            data.setdefault("experts", data.pop("factorized"))
+        if "time_gate" in data:
+            gate = data.pop("time_gate")
+            data.setdefault(
+                "gate", ("sigmoid" if gate else "none") if isinstance(gate, bool) else gate
+            )
+    if cls is LossWeights:
+        for old, new in (("maps", "mask_weight"), ("presence", "presence_weight")):
+            if old in data:
+                data.setdefault(new, data.pop(old))
+    return data
+
+
 def config_from_dict(data: Any, cls: type[Any] = TrainConfig, where: str = "") -> Any:
     """Build ``cls`` from a nested dict strictly: unknown keys and wrong types raise."""
     if not isinstance(data, dict):
         raise ConfigError(f"{where or 'the config'} must be a mapping, got {data!r}")
+    data = _renamed(cls, data)
     hints = typing.get_type_hints(cls)
     known = {item.name for item in fields(cls)}
     unknown = sorted(set(data) - known)

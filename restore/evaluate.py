@@ -2,10 +2,15 @@
 
 Each sample is restored whole (no crop), then scored with ``metrics`` (8-bit RGB PSNR and
 SSIM against the clean image), with the untouched input scored the same way as the
-baseline. The routing is scored by the selectivity ratio (mean gated activation of the
-present degradations over the absent ones), the mask error (mean absolute difference of
-the parser's maps from the ground-truth masks, where the data has masks) and the
-presence accuracy of the parser's global weights. Given an LPIPS metric (see
+baseline. The routing is scored by its image-level selectivity (``selectivity``: mean
+effective activation of the present degradations' experts over the absent ones'), its
+pixel-level selectivity (``pixel_selectivity``: each present degradation's expert inside
+its mask over outside it, averaged, and one column per degradation), the paper's
+``most_over_least`` ratio, the mask error and overlap of the parser's maps against the
+ground-truth masks (``mask_mae``, ``mask_iou``) and the presence accuracy of the parser's
+global weights. The scores that read the maps per pixel (``PIXEL_COLUMNS``) are NaN where
+the data has no masks, and where the routing has no per-pixel maps (``Aux.spatial``
+false: the maps are then all ones, not a prediction). Given an LPIPS metric (see
 ``perceptual``), the 8-bit restored and input images are also scored by LPIPS against the
 clean one (``lpips`` and ``input_lpips``, always on RGB); without one those columns are
 absent, not NaN. Given an Inception feature extractor (see ``inception``), the whole split
@@ -24,7 +29,7 @@ from typing import Any
 import numpy as np
 import torch
 from numpy.typing import NDArray
-from skyclear.degrade.names import TIERS
+from skyclear.degrade.names import DEGRADATIONS, TIERS
 from torch import Tensor, nn
 
 from . import metrics
@@ -34,9 +39,11 @@ from .visual import example_row
 
 __all__ = [
     "COLUMNS",
+    "DEGRADATION_COLUMNS",
     "FID_KEYS",
     "GROUPS",
     "LPIPS_COLUMNS",
+    "PIXEL_COLUMNS",
     "Evaluation",
     "Row",
     "evaluate",
@@ -56,8 +63,21 @@ COLUMNS: tuple[str, ...] = (
     "psnr",
     "ssim",
     "selectivity",
+    "pixel_selectivity",
+    "most_over_least",
     "mask_mae",
+    "mask_iou",
     "presence_accuracy",
+)
+#: Pixel selectivity of each degradation's expert (``metrics.pixel_selectivity``), in the
+#: order of the mask stack: scores of every sample, kept out of the main table.
+DEGRADATION_COLUMNS: tuple[str, ...] = tuple(f"pixel_selectivity_{d}" for d in DEGRADATIONS)
+#: The scores that read the maps per pixel: NaN without masks or without per-pixel maps.
+PIXEL_COLUMNS: tuple[str, ...] = (
+    "pixel_selectivity",
+    "mask_mae",
+    "mask_iou",
+    *DEGRADATION_COLUMNS,
 )
 #: Scores present only when an LPIPS metric is given.
 LPIPS_COLUMNS: tuple[str, ...] = ("input_lpips", "lpips")
@@ -71,7 +91,10 @@ _TABLE_ORDER = (
     "ssim",
     "lpips",
     "selectivity",
+    "pixel_selectivity",
+    "most_over_least",
     "mask_mae",
+    "mask_iou",
     "presence_accuracy",
 )
 #: The tiers of each complexity.
@@ -102,26 +125,50 @@ def score_batch(
     y_channel: bool = False,
     lpips: nn.Module | None = None,
 ) -> dict[str, Tensor]:
-    """Per-sample scores ``(B,)`` (float64) of a restored batch; NaN where a score does not
-    apply (mask error without ground-truth masks). ``y_channel`` scores PSNR and SSIM on
-    the BT.601 luma instead of RGB. With ``lpips`` (a ``perceptual.LPIPS``), also
+    """Per-sample scores ``(B,)`` (float64) of a restored batch: ``COLUMNS`` and
+    ``DEGRADATION_COLUMNS``; NaN where a score does not apply (``PIXEL_COLUMNS`` without
+    ground-truth masks or, ``aux.spatial`` false, without per-pixel maps; a degradation's
+    pixel selectivity where it is absent). ``y_channel`` scores PSNR and SSIM on the
+    BT.601 luma instead of RGB. With ``lpips`` (a ``perceptual.LPIPS``), also
     ``input_lpips`` and ``lpips``: the 8-bit input and restoration against the clean image,
     computed on the metric's device."""
-    mask_error = metrics.mask_mae(aux.maps, masks)
-    nan = torch.full_like(mask_error, math.nan)
-    scores = {
+    image = metrics.selectivity(aux.alpha, aux.maps, presence)
+    unordered = {
         "input_psnr": metrics.psnr(degraded, clean, y_channel),
         "input_ssim": metrics.ssim(degraded, clean, y_channel),
         "psnr": metrics.psnr(restored, clean, y_channel),
         "ssim": metrics.ssim(restored, clean, y_channel),
-        "selectivity": metrics.selectivity(aux.alpha, aux.maps, presence)["present_over_absent"],
-        "mask_mae": torch.where(has_masks.to(mask_error.device), mask_error, nan),
+        "selectivity": image["present_over_absent"],
+        "most_over_least": image["most_over_least"],
         "presence_accuracy": metrics.presence_accuracy(aux.weights, presence),
+        **_pixel_scores(aux, masks, presence, has_masks),
     }
+    scores = {key: unordered[key] for key in (*COLUMNS, *DEGRADATION_COLUMNS)}
     if lpips is not None:
         scores["input_lpips"] = _lpips_of(lpips, degraded, clean)
         scores["lpips"] = _lpips_of(lpips, restored, clean)
     return scores
+
+
+def _pixel_scores(
+    aux: Aux, masks: Tensor, presence: Tensor, has_masks: Tensor
+) -> dict[str, Tensor]:
+    """``PIXEL_COLUMNS`` of a batch, NaN on samples without masks; all NaN, and not
+    computed, where the routing has no per-pixel maps: its all-ones maps are no
+    prediction, and would score as uniform routing and as a mask that covers the image."""
+    batch = aux.maps.shape[0]
+    nan = torch.full((batch,), math.nan, dtype=torch.float64, device=aux.maps.device)
+    if not aux.spatial:
+        return dict.fromkeys(PIXEL_COLUMNS, nan)
+    pixel = metrics.pixel_selectivity(aux.alpha, aux.maps, masks, presence)
+    scores = {
+        "pixel_selectivity": pixel["inside_over_outside"],
+        "mask_mae": metrics.mask_mae(aux.maps, masks),
+        "mask_iou": metrics.mask_iou(aux.maps, masks),
+        **dict(zip(DEGRADATION_COLUMNS, pixel["per_degradation"].unbind(1), strict=True)),
+    }
+    defined = has_masks.to(nan.device).bool()
+    return {key: torch.where(defined, value.double(), nan) for key, value in scores.items()}
 
 
 def _lpips_of(lpips: nn.Module, image: Tensor, clean: Tensor) -> Tensor:
@@ -145,7 +192,7 @@ def records_of(
         batch["degraded"].cpu(),
         restored.cpu(),
         batch["clean"].cpu(),
-        Aux(aux.maps.cpu(), aux.weights.cpu(), aux.alpha.cpu()),
+        Aux(aux.maps.cpu(), aux.weights.cpu(), aux.alpha.cpu(), aux.spatial),
         batch["masks"].cpu(),
         batch["presence"].cpu(),
         batch["has_masks"].cpu(),
@@ -183,11 +230,12 @@ def evaluate(
 
 
 def mean_scores(records: Sequence[dict[str, Any]]) -> dict[str, float]:
-    """The mean of each score (``score_columns`` of the records) over the records where it
-    is finite (NaN where none is: an infinite PSNR means identical images and is left
-    out)."""
+    """The mean of each score (``score_columns`` of the records, then those of
+    ``DEGRADATION_COLUMNS`` they have) over the records where it is finite (NaN where none
+    is: an infinite PSNR means identical images and is left out)."""
+    keys = {key for record in records for key in record}
     means = {}
-    for column in score_columns(key for record in records for key in record):
+    for column in (*score_columns(keys), *(c for c in DEGRADATION_COLUMNS if c in keys)):
         values = [r[column] for r in records if math.isfinite(r.get(column, math.nan))]
         means[column] = sum(values) / len(values) if values else math.nan
     return means

@@ -149,7 +149,7 @@ class Restorer:
                 residual[region] += part * weight
                 maps[region] += aux.maps * weight
             assert aux is not None  # at least one window
-            return residual / total, Aux(maps / total, aux.weights, aux.alpha)
+            return residual / total, Aux(maps / total, aux.weights, aux.alpha, aux.spatial)
 
         return self._sample(evaluate, x0, degraded.device, steps, generator)
 
@@ -164,7 +164,8 @@ class Restorer:
     ) -> tuple[Tensor, Aux]:
         with autocast(self.device, self.bf16):
             residual, aux = self.model(x_t, t, x0, return_aux=True, statistics=statistics)
-        return residual.float(), Aux(aux.maps.float(), aux.weights.float(), aux.alpha.float())
+        maps, weights, alpha = (value.float() for value in (aux.maps, aux.weights, aux.alpha))
+        return residual.float(), Aux(maps, weights, alpha, aux.spatial)
 
     def _statistics(self, x_t: Tensor, t: Tensor, x0: Tensor) -> ImageStatistics:
         """The image-level statistics of one pass over the whole of ``(x_t, x0)``, seen at
@@ -195,9 +196,10 @@ class Restorer:
             return residual
 
         restored = self.transport.sample(predict, x0, steps, generator)
-        aux = Aux(*(value.to(out_device) for value in (first[0].maps, first[0].weights,
-                                                       first[0].alpha)))  # fmt: skip
-        return restored.clamp(0.0, 1.0).to(out_device), aux
+        made = first[0]
+        maps, weights, alpha = (value.to(out_device) for value in (made.maps, made.weights,
+                                                                   made.alpha))  # fmt: skip
+        return restored.clamp(0.0, 1.0).to(out_device), Aux(maps, weights, alpha, made.spatial)
 
 
 def _check_images(degraded: Tensor) -> None:

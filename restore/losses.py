@@ -25,13 +25,15 @@ _EPS = 1e-6
 
 @dataclass(frozen=True)
 class LossWeights:
-    """Weights of the three terms (the residual term's is 1)."""
+    """Weights of the routing terms (the residual term's is 1): ``mask_weight`` of the
+    maps' cross-entropy against the masks, ``presence_weight`` of the global weights'
+    against the tier's presence."""
 
-    maps: float = 0.1
-    presence: float = 0.05
+    mask_weight: float = 0.1
+    presence_weight: float = 0.05
 
     def __post_init__(self) -> None:
-        if self.maps < 0 or self.presence < 0:
+        if self.mask_weight < 0 or self.presence_weight < 0:
             raise ValueError(f"loss weights must be >= 0, got {self}")
 
 
@@ -79,7 +81,7 @@ def restoration_loss(
         )
     terms["loss"] = (
         terms["residual"]
-        + loss_weights.maps * terms["maps"]
-        + loss_weights.presence * terms["presence"]
+        + loss_weights.mask_weight * terms["maps"]
+        + loss_weights.presence_weight * terms["presence"]
     )
     return terms

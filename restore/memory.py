@@ -33,10 +33,12 @@ def _values_per_pixel(config: ModelConfig) -> float:
     skips = sum(width * 2**level / 4**level for level in range(len(config.encoder_blocks)))
     inputs = 3 * 4  # degraded, x_t, their concatenation (6)
     block = 6 * width  # input, normalised copy, 1x1 expansion (2w), depthwise output (2w)
-    if not config.factorized:
+    if not config.experts:
         return inputs + skips + block
     parser = 8 + 3 + 8 + 4  # upsampled coarse features, their concatenation, the maps
-    experts = width + 3 + 2 * config.expert_width + 4 * 3 * 3 + parser
+    # the features, one expert's branch at a time (three tensors of its width alive), the
+    # four stacked increments with their routed copy and sum
+    experts = width + 3 + 3 * config.expert_width + 4 * 3 * 3 + parser
     return inputs + skips + max(block, experts)
 
 

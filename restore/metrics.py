@@ -3,8 +3,9 @@
 Images are compared as 8-bit RGB (``round(255 x)``), uncropped, at full resolution.
 PSNR and SSIM (Gaussian window, sigma 1.5, 11 taps, K1 = 0.01, K2 = 0.03, as Wang et al.
 2004) are computed on RGB by default or on the ITU-R BT.601 luma ``Y`` on request, per
-image. The routing is scored by the selectivity ratio, the mask error and the presence
-accuracy (definitions below and in docs/transport.md).
+image. The routing is scored by its selectivity (image-level: ``selectivity``; per pixel,
+inside each degradation's mask over outside it: ``pixel_selectivity``), the mask error
+and overlap, and the presence accuracy (definitions below and in docs/restore.md).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from torch import Tensor
 __all__ = [
     "mask_iou",
     "mask_mae",
+    "pixel_selectivity",
     "presence_accuracy",
     "psnr",
     "quantize8",
@@ -103,6 +105,71 @@ def selectivity(alpha: Tensor, maps: Tensor, presence: Tensor | None = None) -> 
         ratio = mean_present / mean_absent.clamp_min(1e-12)
         ratios["present_over_absent"] = torch.where(both, ratio, torch.full_like(ratio, math.nan))
     return ratios
+
+
+def pixel_selectivity(
+    alpha: Tensor,
+    maps: Tensor,
+    masks: Tensor,
+    presence: Tensor,
+    threshold: float | None = None,
+) -> dict[str, Tensor]:
+    """How much more each expert acts inside its degradation's mask than outside it.
+
+    Expert ``i`` acts at pixel ``p`` with the effective weight ``e_i(p) = alpha_i m_i(p)``.
+    With the mask ``M_i`` as the weight of "inside" and ``1 - M_i`` as that of "outside"::
+
+        inside_over_outside_i = (sum_p e_i M_i / sum_p M_i)
+                                / (sum_p e_i (1 - M_i) / sum_p (1 - M_i))
+
+    For a binary mask this is ``mean(e_i | M_i = 1) / mean(e_i | M_i = 0)``; for the soft
+    masks of streaks and flakes, whose opacity is rarely above 0.5, it still has a value
+    where a hard threshold would find no pixel inside. With ``threshold`` the pixels are
+    split hard instead: inside where ``M_i > threshold``. A degradation qualifies when it is
+    present and its mask has weight both inside and outside (at least one pixel's worth of
+    each); ``per_degradation`` is the ratio ``(B, 4)``, NaN where it does not qualify, and
+    ``inside_over_outside`` its mean over the qualifying degradations of each image,
+    ``(B,)``, NaN where none does. Float64, the denominator clamped at 1e-12. A router
+    that weighs every pixel alike scores 1.
+
+    Args:
+        alpha: the gate, ``(B, 4)``.
+        maps: the parser's maps, ``(B, 4, H, W)``.
+        masks: the ground-truth masks, ``(B, 4, H, W)`` in [0, 1].
+        presence: which degradations the image has, ``(B, 4)`` (present where > 0.5).
+        threshold: split inside and outside at this mask value instead of weighting.
+
+    Example:
+        >>> maps = torch.full((1, 4, 2, 2), 0.1)
+        >>> maps[:, 2, 0] = 1.0  # the rain expert, fully on along the top row
+        >>> masks = torch.zeros(1, 4, 2, 2)
+        >>> masks[:, 2, 0] = 1.0
+        >>> ratios = pixel_selectivity(torch.ones(1, 4), maps, masks, torch.tensor([[0, 0, 1, 0]]))
+        >>> round(float(ratios["inside_over_outside"][0]), 6)
+        10.0
+    """
+    if maps.ndim != 4 or maps.shape != masks.shape or alpha.shape != maps.shape[:2]:
+        raise ValueError(
+            f"need alpha (B, 4) and maps, masks (B, 4, H, W) alike, got {tuple(alpha.shape)}, "
+            f"{tuple(maps.shape)}, {tuple(masks.shape)}"
+        )
+    if presence.shape != alpha.shape:
+        raise ValueError(f"presence must be {tuple(alpha.shape)}, got {tuple(presence.shape)}")
+    effective = alpha.double()[:, :, None, None] * maps.double()
+    truth = masks.double()
+    inside = truth if threshold is None else (truth > threshold).double()
+    outside = 1.0 - inside
+    weight_inside, weight_outside = inside.sum(dim=(2, 3)), outside.sum(dim=(2, 3))
+    mean_inside = (effective * inside).sum(dim=(2, 3)) / weight_inside.clamp_min(1e-12)
+    mean_outside = (effective * outside).sum(dim=(2, 3)) / weight_outside.clamp_min(1e-12)
+    ratio = mean_inside / mean_outside.clamp_min(1e-12)
+    present = presence.to(ratio.device).double() > 0.5
+    qualifies = present & (weight_inside >= 1) & (weight_outside >= 1)
+    per_degradation = torch.where(qualifies, ratio, torch.full_like(ratio, math.nan))
+    return {
+        "inside_over_outside": per_degradation.nanmean(dim=1),
+        "per_degradation": per_degradation,
+    }
 
 
 def mask_mae(maps: Tensor, masks: Tensor) -> Tensor:

@@ -11,7 +11,7 @@ from typing import Any
 from PIL import Image
 from skyclear.degrade.outputs import check_output
 
-from .evaluate import GROUPS, Evaluation, Row, score_columns
+from .evaluate import DEGRADATION_COLUMNS, GROUPS, Evaluation, Row, score_columns
 from .visual import EXAMPLE_TITLES, image_grid
 
 __all__ = [
@@ -33,11 +33,15 @@ _HEADERS = {
     "psnr": "PSNR",
     "ssim": "SSIM",
     "lpips": "LPIPS",
-    "selectivity": "selectivity",
+    "selectivity": "image sel.",
+    "pixel_selectivity": "pixel sel.",
+    "most_over_least": "most/least",
     "mask_mae": "mask MAE",
+    "mask_iou": "mask IoU",
     "presence_accuracy": "presence acc.",
 }
-_DIGITS = {"psnr": 2, "input_psnr": 2, "selectivity": 2, "fid": 2, "input_fid": 2}
+_RATIOS = ("selectivity", "pixel_selectivity", "most_over_least", *DEGRADATION_COLUMNS)
+_DIGITS = {"psnr": 2, "input_psnr": 2, "fid": 2, "input_fid": 2, **dict.fromkeys(_RATIOS, 2)}
 
 
 def _cell(column: str, value: float) -> str:
@@ -50,8 +54,11 @@ def to_markdown(rows: Sequence[Row], fid: Mapping[str, float] | None = None) -> 
     """The table in Markdown: restored scores per row, the untouched input's PSNR and SSIM
     (and LPIPS, where the rows have it) beside them, and a last ``input (untouched)``
     baseline row over all samples with the input's scores under the restored columns.
-    With ``fid`` (``Evaluation.fid``, when not empty), a line under the table:
-    ``FID restored vs clean: X (input: Y)``."""
+    Where the rows have ``DEGRADATION_COLUMNS``, a small table under it: the pixel
+    selectivity of each degradation's expert per complexity group and over all samples.
+    With ``fid`` (``Evaluation.fid``, when not empty), a line under the tables:
+    ``FID restored vs clean: X (input: Y)``. A score that is not defined (NaN) shows
+    ``–``."""
     columns = score_columns(key for row in rows for key in row.scores)
     header = ["tier", "n", *(_HEADERS[c] for c in columns)]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
@@ -70,11 +77,33 @@ def to_markdown(rows: Sequence[Row], fid: Mapping[str, float] | None = None) -> 
             else:
                 baseline.append("–")
         lines.append("| " + " | ".join(baseline) + " |")
+    lines += _degradation_table(rows)
     if fid:
         restored = _cell("fid", fid.get("fid", math.nan))
         untouched = _cell("input_fid", fid.get("input_fid", math.nan))
         lines += ["", f"FID restored vs clean: {restored} (input: {untouched})"]
     return "\n".join(lines) + "\n"
+
+
+def _degradation_table(rows: Sequence[Row]) -> list[str]:
+    """The lines (led by a blank one) of the per-degradation pixel selectivity of the group
+    and ``all`` rows; none where the rows do not have it. Each cell is a mean over the
+    samples where that degradation's figure is defined, fewer than the row's count."""
+    chosen = [row for row in rows if row.name in (*GROUPS, "all")]
+    if not any(column in row.scores for row in chosen for column in DEGRADATION_COLUMNS):
+        return []
+    names = [column.removeprefix("pixel_selectivity_") for column in DEGRADATION_COLUMNS]
+    lines = [
+        "",
+        "Pixel selectivity per degradation (its expert inside its mask over outside):",
+        "",
+        "| group | " + " | ".join(names) + " |",
+        "|" + "---|" * (1 + len(names)),
+    ]
+    for row in chosen:
+        cells = [_cell(c, row.scores.get(c, math.nan)) for c in DEGRADATION_COLUMNS]
+        lines.append("| " + " | ".join([f"**{row.name}**", *cells]) + " |")
+    return lines
 
 
 def is_report_folder(path: str | Path) -> bool:

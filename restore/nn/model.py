@@ -3,14 +3,14 @@
 The network predicts the transport's residual ``x_t - mu`` from ``x_t``, the degraded image
 and ``t``:
 
-    f = f_shared + sum_i alpha_i(t, w) * m_i ⊙ Δf_i,
+    f = f_shared + sum_i alpha_i(t, profile) * m_i ⊙ Δf_i,
 
 with ``f_shared`` the backbone's output, ``Δf_i`` the increment of expert ``i`` (low, haze,
-rain, snow), ``m_i`` the parser's full-resolution sigmoid map of degradation ``i``, ``w`` its
-four sigmoid global weights (sigmoid, not softmax: degradations co-occur) and ``alpha`` the
-gate: ``alpha_i = w_i * sigmoid(g_i(t, w))`` with the time gate, ``alpha_i = w_i`` without.
-Each ``alpha_i`` lies in [0, 1] and they are not normalised: their sum is anywhere in
-[0, 4], one full expert per degradation present.
+rain, snow; ``experts.py``), ``m_i`` the parser's full-resolution sigmoid map of
+degradation ``i`` (per-pixel routing; all ones under image-level routing), ``w`` its four
+sigmoid global weights (sigmoid, not softmax: degradations co-occur) and ``alpha`` the
+gate, which reads the time and the profile ``(w, mean m)``: a softmax allocation across
+the active experts, a per-expert sigmoid, or ``w`` alone (``ModelConfig.gate``).
 """
 
 from __future__ import annotations
@@ -22,21 +22,24 @@ from torch import Tensor, nn
 
 from .blocks import NAFBlock, TimeEmbedding, pad_to_multiple
 from .config import CONFIGS, ModelConfig
+from .experts import EXPERTS, Expert, Gate
 from .statistics import ImageStatistics, spatial_mean
 
 __all__ = ["Aux", "F2DNet", "build_model"]
-
-EXPERTS = 4  # low, haze, rain, snow
 
 
 @dataclass(frozen=True)
 class Aux:
     """What the model can show of its routing: parser maps ``(B, 4, H, W)``, global weights
-    ``(B, 4)`` and the gate ``(B, 4)``."""
+    ``(B, 4)`` and the gate ``(B, 4)``. Expert ``i`` acts at a pixel with the effective
+    weight ``alpha_i * maps_i``. ``spatial`` is False where the routing has no per-pixel
+    maps (image-level routing, or no experts): ``maps`` is then all ones, not a
+    prediction of the masks."""
 
     maps: Tensor
     weights: Tensor
     alpha: Tensor
+    spatial: bool = True
 
 
 class _Sequence(nn.Module):
@@ -53,7 +56,8 @@ class _Sequence(nn.Module):
 
 
 class Backbone(nn.Module):
-    """Time-conditioned U-Net over ``concat(x_t, degraded)``; returns full-res features."""
+    """Time-conditioned U-Net over ``concat(x_t, degraded)``; returns its full-resolution
+    features and its bottleneck's."""
 
     def __init__(self, config: ModelConfig, width: int) -> None:
         super().__init__()
@@ -74,17 +78,19 @@ class Backbone(nn.Module):
             channels //= 2
             self.decoders.append(_Sequence(channels, count, dim))
 
-    def forward(self, x: Tensor, time: Tensor, statistics: ImageStatistics | None = None) -> Tensor:
+    def forward(
+        self, x: Tensor, time: Tensor, statistics: ImageStatistics | None = None
+    ) -> tuple[Tensor, Tensor]:
         x = self.intro(x)
         skips = []
         for encoder, down in zip(self.encoders, self.downs, strict=True):
             x = encoder(x, time, statistics)
             skips.append(x)
             x = down(x)
-        x = self.middle(x, time, statistics)
+        deep = x = self.middle(x, time, statistics)
         for up, decoder, skip in zip(self.ups, self.decoders, reversed(skips), strict=True):
             x = decoder(up(x) + skip, time, statistics)
-        return x
+        return x, deep
 
 
 class Parser(nn.Module):
@@ -121,23 +127,6 @@ class Parser(nn.Module):
         return maps, weights
 
 
-class Expert(nn.Module):
-    """One degradation's increment ``Δf_i`` from the backbone's full-resolution features:
-    a time-modulated 1x1 layer and a 3x3 head, light enough that four of them add a few
-    percent to the backbone's cost."""
-
-    def __init__(self, width: int, hidden: int, time_dim: int) -> None:
-        super().__init__()
-        self.hidden = nn.Conv2d(width, hidden, 1)
-        self.film = nn.Linear(time_dim, hidden * 2)
-        self.head = nn.Conv2d(hidden, 3, 3, padding=1)
-
-    def forward(self, features: Tensor, time: Tensor) -> Tensor:
-        scale, shift = self.film(time).unsqueeze(-1).unsqueeze(-1).chunk(2, dim=1)
-        hidden = nn.functional.gelu(self.hidden(features) * (1 + scale) + shift)
-        return self.head(hidden)
-
-
 class F2DNet(nn.Module):
     """The factorised velocity field (see the module docstring).
 
@@ -155,21 +144,19 @@ class F2DNet(nn.Module):
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
         self.config = config
-        width = config.width if config.factorized else _matched_width(config)
+        width = _matched_width(config) if config.widen else config.width
         self.time = TimeEmbedding(config.time_dim)
         self.backbone = Backbone(config, width)
         self.shared = nn.Conv2d(width, 3, 3, padding=1)
-        if config.factorized:
+        if config.experts:
             self.parser = Parser(config.parser_width)
             self.experts = nn.ModuleList(
-                Expert(width, config.expert_width, config.time_dim) for _ in range(EXPERTS)
-            )
-            if config.time_gate:
-                self.gate = nn.Sequential(
-                    nn.Linear(config.time_dim + EXPERTS, config.time_dim),
-                    nn.SiLU(),
-                    nn.Linear(config.time_dim, EXPERTS),
-                )
+                Expert(width, config.bottleneck, config.expert_width, config.expert_context,
+                       config.time_dim, dilation=index + 1)
+                for index in range(EXPERTS)
+            )  # fmt: skip
+            if config.gate != "none":
+                self.gate = Gate(config.gate, config.time_dim)
 
     def forward(
         self,
@@ -188,26 +175,32 @@ class F2DNet(nn.Module):
         inputs, (height, width) = pad_to_multiple(
             torch.cat([x_t, degraded], 1), self.config.multiple
         )
-        features = self.backbone(inputs, time, statistics)
+        features, deep = self.backbone(inputs, time, statistics)
         output = self.shared(features)
         batch = x_t.shape[0]
-        if not self.config.factorized:
+        if not self.config.experts:
             residual = output[..., :height, :width]
             ones = residual.new_ones(batch, EXPERTS)
-            aux = Aux(residual.new_zeros(batch, EXPERTS, height, width), ones, ones)
-            return (residual, aux) if return_aux else residual
+            maps = residual.new_ones(batch, EXPERTS, height, width)
+            return (residual, Aux(maps, ones, ones, spatial=False)) if return_aux else residual
         maps, weights = self.parser(inputs[:, 3:], statistics)
-        if self.config.time_gate:
-            alpha = weights * torch.sigmoid(self.gate(torch.cat([time, weights.to(time.dtype)], 1)))
-        else:
+        if self.config.gate == "none":
             alpha = weights
-        increments = torch.stack([expert(features, time) for expert in self.experts], dim=1)
+        else:
+            coverage = spatial_mean(maps, statistics).flatten(1)
+            alpha = self.gate(time, weights, coverage)
+        pixel = self.config.routing == "pixel"
+        if not pixel:  # one weight per image and expert: the maps play no part
+            maps = torch.ones_like(maps)
+        increments = torch.stack(
+            [expert(features, deep, time, statistics) for expert in self.experts], dim=1
+        )
         routing = (alpha.view(batch, EXPERTS, 1, 1, 1) * maps.unsqueeze(2)).to(increments.dtype)
         output = output + (routing * increments).sum(dim=1)
         residual = output[..., :height, :width]
         if not return_aux:
             return residual
-        return residual, Aux(maps[..., :height, :width], weights, alpha)
+        return residual, Aux(maps[..., :height, :width], weights, alpha, spatial=pixel)
 
 
 def _parameters(module: nn.Module) -> int:
@@ -215,18 +208,16 @@ def _parameters(module: nn.Module) -> int:
 
 
 def _matched_width(config: ModelConfig) -> int:
-    """The backbone width whose shared-only network has about as many parameters as the
-    factorised one (built on the meta device: no memory, no time)."""
+    """The even backbone width whose network without experts has about as many parameters
+    as the one with them (built on the meta device: no memory, no time)."""
     with torch.device("meta"):
-        target = _parameters(F2DNet(config.ablate(factorized=True)))
-        best = config.width
-        for width in range(config.width, config.width * 3, 2):
-            size = _parameters(Backbone(config, width)) + width * 27 + 3
-            if abs(size - target) < abs(
-                _parameters(Backbone(config, best)) + best * 27 + 3 - target
-            ):
-                best = width
-    return best
+        target = _parameters(F2DNet(config.ablate(experts=True, widen=False)))
+
+        def gap(width: int) -> int:
+            plain = config.ablate(width=width, experts=False, widen=False)
+            return abs(_parameters(F2DNet(plain)) - target)
+
+        return min(range(config.width, config.width * 3, 2), key=gap)
 
 
 def build_model(config: str | ModelConfig) -> F2DNet:

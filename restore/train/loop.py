@@ -400,12 +400,11 @@ class _Trainer:
         self.model.train()
         with autocast(device, self.bf16):
             residual, aux = self.network(x_t, t, degraded, return_aux=True)
-        routed = config.model.factorized
         terms = restoration_loss(
             residual,
             self.transport.target(x_t, clean),
-            maps=aux.maps if routed else None,
-            weights=aux.weights if routed else None,
+            maps=aux.maps if aux.spatial else None,
+            weights=aux.weights if config.model.experts else None,
             masks=masks,
             presence=presence,
             has_masks=has_masks,

@@ -36,14 +36,14 @@ def test_overrides_parse_literals() -> None:
             "optim.lr=3e-3",
             "data.tiers=[low, haze]",
             "data.val_crop=null",
-            "model.factorized=false",
+            "model.experts=false",
             "optim.betas=[0.8, 0.95]",
             "steps=7",
         ],
     )
     assert config.optim.lr == 3e-3 and config.steps == 7
     assert config.data.tiers == ("low", "haze") and config.data.val_crop is None
-    assert config.model.factorized is False and config.optim.betas == (0.8, 0.95)
+    assert config.model.experts is False and config.optim.betas == (0.8, 0.95)
 
 
 @pytest.mark.parametrize(
@@ -52,7 +52,8 @@ def test_overrides_parse_literals() -> None:
         ("optim.lrr=1", "unknown key 'optim.lrr'"),
         ("nothing.here=1", "unknown key 'nothing'"),
         ("steps=1.5", "steps must be int"),
-        ("model.factorized=1", "model.factorized must be bool"),
+        ("model.experts=1", "model.experts must be bool"),
+        ("model.gate=maybe", "gate must be one of"),
         ("data.tiers=[fog]", "data.tiers"),
         ("optim.betas=[0.9]", "optim.betas must have 2 items"),
         ("steps", "key=value"),
@@ -84,7 +85,19 @@ def test_yaml_reads_values_as_a_person_means_them(tmp_path: Path) -> None:
     config = override(preset("tiny"), ["amp=off", "channels_last=on", "optim.lr=2e-3"])
     assert config.amp == "off" and config.channels_last == "on" and config.optim.lr == 2e-3
     path = tmp_path / "c.yaml"
-    path.write_text("amp: off\noptim:\n  min_lr: 1e-6\nmodel:\n  factorized: false\n")
+    path.write_text("amp: off\noptim:\n  min_lr: 1e-6\nmodel:\n  experts: false\n")
     loaded = load_config(path)
     assert loaded.amp == "off" and loaded.optim.min_lr == 1e-6
-    assert loaded.model.factorized is False
+    assert loaded.model.experts is False
+
+
+def test_configs_saved_with_earlier_key_names_still_load(tmp_path: Path) -> None:
+    path = tmp_path / "old.yaml"
+    path.write_text(
+        "model:\n  factorized: true\n  time_gate: false\nloss:\n  maps: 0.3\n  presence: 0.2\n"
+    )
+    loaded = load_config(path)
+    assert loaded.model.experts is True and loaded.model.gate == "none"
+    assert loaded.loss.mask_weight == 0.3 and loaded.loss.presence_weight == 0.2
+    path.write_text("model:\n  time_gate: true\n")
+    assert load_config(path).model.gate == "sigmoid"

@@ -12,6 +12,7 @@ from skyclear.restore.losses import LossWeights, restoration_loss
 from skyclear.restore.metrics import (
     mask_iou,
     mask_mae,
+    pixel_selectivity,
     presence_accuracy,
     psnr,
     quantize8,
@@ -71,6 +72,68 @@ def test_selectivity_definitions() -> None:
     assert math.isnan(float(no_absent["present_over_absent"][0]))
 
 
+def _pixel_case() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Two 4x4 images. The first has haze (mask everywhere), rain (top half) and snow (left
+    column at 0.9, the next at exactly 0.5); low is absent, though its mask and map would
+    give a ratio. The second has rain alone, and routing uniform over every pixel."""
+    masks = torch.zeros(2, 4, 4, 4)
+    masks[:, 0, :, 2:] = 1.0  # absent: must not count
+    masks[:, 1] = 1.0  # no pixel outside: does not qualify
+    masks[:, 2, :2] = 1.0
+    masks[:, 3, :, 0] = 0.9
+    masks[:, 3, :, 1] = 0.5  # not above the threshold: outside
+    maps = torch.zeros(2, 4, 4, 4)
+    maps[0, 0] = torch.where(masks[0, 0] > 0.5, 0.9, 0.3)
+    maps[0, 1] = 0.6
+    maps[0, 2] = torch.where(masks[0, 2] > 0.5, 1.0, 0.1)  # e = 0.5 inside, 0.05 outside
+    maps[0, 3] = torch.where(masks[0, 3] > 0.5, 0.8, 0.2)
+    maps[1] = 0.3
+    alpha = torch.tensor([[0.9, 0.4, 0.5, 0.25], [0.7, 0.7, 0.7, 0.7]])
+    presence = torch.tensor([[0.0, 1.0, 1.0, 1.0], [0.0, 0.0, 1.0, 0.0]])
+    return alpha, maps, masks, presence
+
+
+def test_pixel_selectivity_closed_form() -> None:
+    alpha, maps, masks, presence = _pixel_case()
+    ratios = pixel_selectivity(alpha, maps, masks, presence, threshold=0.5)
+    per = ratios["per_degradation"]
+    assert per.dtype == torch.float64 and per.shape == (2, 4)
+    assert float(per[0, 2]) == pytest.approx(10.0)  # 1 inside over 0.1 outside
+    assert float(per[0, 3]) == pytest.approx(4.0)  # 0.8 over 0.2: 0.5 is outside
+    assert torch.isnan(per[0, :2]).all()  # low absent, haze everywhere
+    assert float(ratios["inside_over_outside"][0]) == pytest.approx((10.0 + 4.0) / 2)
+    assert float(per[1, 2]) == pytest.approx(1.0)  # uniform routing
+    assert float(ratios["inside_over_outside"][1]) == pytest.approx(1.0)
+    assert torch.isnan(per[1, [0, 1, 3]]).all()
+
+
+def test_pixel_selectivity_undefined_and_guarded() -> None:
+    alpha, maps, masks, presence = _pixel_case()
+    only_haze = torch.tensor([[0.0, 1.0, 0.0, 0.0]] * 2)
+    assert torch.isnan(
+        pixel_selectivity(alpha, maps, masks, only_haze)["inside_over_outside"]
+    ).all()
+    maps[0, 2] = torch.where(masks[0, 2] > 0.5, 1.0, 0.0)  # nothing outside its mask
+    guarded = pixel_selectivity(alpha, maps, masks, presence)["per_degradation"][0, 2]
+    assert float(guarded) == pytest.approx(0.5 / 1e-12)
+    with pytest.raises(ValueError, match="alike"):
+        pixel_selectivity(alpha, maps[:, :, :2], masks, presence)
+
+
+def test_pixel_selectivity_weighs_soft_masks() -> None:
+    """Streaks of opacity 0.3 never pass a 0.5 threshold; weighted by the mask they still
+    score: inside mean 1, outside (4 x 0.7 x 1 + 12 x 0.1) / (4 x 0.7 + 12) = 4 / 14.8."""
+    masks = torch.zeros(1, 4, 4, 4)
+    masks[:, 2, 0] = 0.3
+    maps = torch.full((1, 4, 4, 4), 0.1)
+    maps[:, 2, 0] = 1.0
+    alpha, rain = torch.ones(1, 4), torch.tensor([[0.0, 0.0, 1.0, 0.0]])
+    soft = pixel_selectivity(alpha, maps, masks, rain)["per_degradation"][0, 2]
+    assert float(soft) == pytest.approx(14.8 / 4.0)
+    hard = pixel_selectivity(alpha, maps, masks, rain, threshold=0.5)["per_degradation"][0, 2]
+    assert math.isnan(float(hard))
+
+
 def test_mask_and_presence_scores() -> None:
     masks = torch.zeros(1, 4, 4, 4)
     masks[:, 1, :2] = 1.0
@@ -92,8 +155,10 @@ def test_loss_terms_and_presence_only_samples() -> None:
     none = restoration_loss(residual, target, maps, weights, masks, presence,
                             has_masks=torch.tensor([False, False]))  # fmt: skip
     assert float(none["maps"]) == 0.0 and float(none["presence"]) == pytest.approx(math.log(2))
-    weighted = restoration_loss(residual, target, maps, weights, masks, presence,
-                                loss_weights=LossWeights(maps=1.0, presence=0.0))  # fmt: skip
+    only_maps = LossWeights(mask_weight=1.0, presence_weight=0.0)
+    weighted = restoration_loss(
+        residual, target, maps, weights, masks, presence, loss_weights=only_maps
+    )
     assert float(weighted["loss"]) == pytest.approx(1.0 + math.log(2))
     with pytest.raises(ValueError, match=">= 0"):
-        LossWeights(maps=-1.0)
+        LossWeights(mask_weight=-1.0)

@@ -12,10 +12,13 @@ def _count(module: torch.nn.Module) -> int:
 
 
 def _awake(model: F2DNet) -> F2DNet:
-    """Nudge the zero-initialised residual scales so every path carries signal."""
+    """Nudge the zero-initialised residual scales and expert outputs so every path carries
+    signal."""
     for name, parameter in model.named_parameters():
         if name.endswith((".beta", ".gamma")):
             torch.nn.init.constant_(parameter, 0.1)
+        if name.endswith(".out.weight"):
+            torch.nn.init.normal_(parameter, std=0.1)
     return model
 
 
@@ -25,6 +28,7 @@ def test_parameter_counts() -> None:
     assert _count(tiny) < 1_000_000
     assert abs(_count(paper) / 23.8e6 - 1) <= 0.10, _count(paper)
     assert _count(paper.parser) < 500_000
+    assert _count(paper.experts) / _count(paper) >= 0.04, "the experts are real branches"
 
 
 @pytest.mark.parametrize("size", [(17, 23), (32, 32), (5, 64)])
@@ -68,20 +72,89 @@ def test_time_conditions_the_output() -> None:
 
 
 @pytest.mark.parametrize(
-    "switches", [{"factorized": False}, {"time_gate": False}, {"factorized": True}]
+    "switches",
+    [
+        {"experts": False},
+        {"experts": False, "widen": True},
+        {"gate": "none"},
+        {"gate": "sigmoid"},
+        {"gate": "softmax"},
+        {"routing": "image"},
+    ],
 )
-def test_ablations(switches: dict[str, bool]) -> None:
+def test_ablations(switches: dict[str, object]) -> None:
     config = CONFIGS["tiny"].ablate(**switches)
     model = F2DNet(config)
     x = torch.rand(1, 3, 20, 20)
     residual, aux = model(x, torch.tensor([0.3]), x, return_aux=True)
     assert residual.shape == x.shape
-    if not config.factorized:
-        assert not hasattr(model, "experts")
-        full = F2DNet(CONFIGS["tiny"])
-        assert abs(_count(model) / _count(full) - 1) < 0.1, "the same budget, in one backbone"
-    elif not config.time_gate:
-        assert torch.equal(aux.alpha, aux.weights)
+    full = F2DNet(CONFIGS["tiny"])
+    if not config.experts:
+        assert not hasattr(model, "experts") and not aux.spatial
+        ratio = _count(model) / _count(full)
+        assert abs(ratio - 1) < 0.1 if config.widen else ratio < 0.9, ratio
+    elif config.gate == "none":
+        assert torch.equal(aux.alpha, aux.weights) and not hasattr(model, "gate")
+    elif config.gate == "softmax":
+        assert torch.allclose(aux.alpha.sum(1), aux.weights.amax(1)), "one shared budget"
+    if config.routing == "image":
+        assert not aux.spatial and bool((aux.maps == 1).all())
+
+
+def test_wide_presets_are_the_capacity_controls() -> None:
+    with torch.device("meta"):
+        for name in ("tiny", "small"):
+            full, wide = build_model(name), build_model(f"{name}_wide")
+            assert not hasattr(wide, "experts")
+            assert abs(_count(wide) / _count(full) - 1) < 0.05, name
+
+
+@pytest.mark.parametrize("gate", ["softmax", "sigmoid"])
+def test_the_gate_depends_on_time(gate: str) -> None:
+    """The gate allocates the experts differently early and late in the transport."""
+    torch.manual_seed(0)
+    model = F2DNet(CONFIGS["tiny"].ablate(gate=gate)).eval()
+    x = torch.rand(1, 3, 16, 16)
+    with torch.no_grad():
+        early = model(x, torch.tensor([0.0]), x, return_aux=True)[1].alpha
+        late = model(x, torch.tensor([0.9]), x, return_aux=True)[1].alpha
+    assert float((early - late).abs().max()) > 1e-3, (early, late)
+
+
+def _with_maps(model: F2DNet, maps: torch.Tensor) -> F2DNet:
+    """``model`` whose parser draws ``maps`` (its global weights as they are)."""
+    forward = model.parser.forward
+
+    def parse(degraded: torch.Tensor, statistics: object = None) -> tuple[torch.Tensor, ...]:
+        weights = forward(degraded, statistics)[1]  # type: ignore[arg-type]
+        return maps.expand(degraded.shape[0], -1, -1, -1), weights
+
+    model.parser.forward = parse  # type: ignore[method-assign]
+    return model
+
+
+@pytest.mark.parametrize("routing", ["pixel", "image"])
+def test_an_expert_acts_only_where_its_map_is_on(routing: str) -> None:
+    """Per-pixel routing: changing the rain expert changes the output only where the rain
+    map is non-zero; image-level routing has no maps, so it changes it everywhere."""
+    torch.manual_seed(0)
+    model = _awake(F2DNet(CONFIGS["tiny"].ablate(routing=routing))).eval()
+    for expert in model.experts:
+        torch.nn.init.normal_(expert.out.weight, std=0.5)
+    maps = torch.ones(1, 4, 16, 16)
+    maps[:, 2, :, :8] = 0.0  # no rain on the left half
+    _with_maps(model, maps)
+    x, t = torch.rand(1, 3, 16, 16), torch.tensor([0.0])
+    with torch.no_grad():
+        before = model(x, t, x)
+        model.experts[2].out.weight.mul_(3.0)
+        after = model(x, t, x)
+    change = (after - before).abs().amax(dim=1)[0]
+    assert float(change[:, 8:].min()) > 1e-6, "the rain expert acts where its map is on"
+    if routing == "pixel":
+        assert float(change[:, :8].max()) == 0.0, "and nowhere else"
+    else:
+        assert float(change[:, :8].min()) > 1e-6, "image routing acts everywhere"
 
 
 def test_bad_configs_and_inputs() -> None:

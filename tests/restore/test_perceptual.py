@@ -17,6 +17,7 @@ from skyclear.restore.checkpoint import save_checkpoint
 from skyclear.restore.config import config_to_dict, preset
 from skyclear.restore.evaluate import (
     COLUMNS,
+    DEGRADATION_COLUMNS,
     LPIPS_COLUMNS,
     score_batch,
     score_columns,
@@ -237,9 +238,9 @@ def test_score_batch_adds_lpips_only_when_given(lpips: LPIPS) -> None:
     aux = Aux(masks, torch.full((2, 4), 0.5), torch.full((2, 4), 0.5))
     presence = torch.tensor([[1.0, 0, 0, 0]] * 2)
     arguments = (clean * 0.5, clean, clean, aux, masks, presence, torch.tensor([True, True]))
-    assert set(score_batch(*arguments)) == set(COLUMNS)
+    assert set(score_batch(*arguments)) == {*COLUMNS, *DEGRADATION_COLUMNS}
     scores = score_batch(*arguments, lpips=lpips)
-    assert set(scores) == {*COLUMNS, *LPIPS_COLUMNS}
+    assert set(scores) == {*COLUMNS, *DEGRADATION_COLUMNS, *LPIPS_COLUMNS}
     assert torch.equal(scores["lpips"], torch.zeros(2, dtype=torch.float64))
     assert (scores["input_lpips"] > 0).all()
 
@@ -255,7 +256,7 @@ def test_score_columns_and_table_with_lpips() -> None:
     assert lines[0].startswith(
         "| tier | n | input PSNR | input SSIM | input LPIPS | PSNR | SSIM | LPIPS |"
     )
-    assert lines[-1] == "| input (untouched) | 1 |  |  |  | 0.50 | 0.500 | 0.400 | – | – | – |"
+    assert lines[-1] == "| input (untouched) | 1 |  |  |  | 0.50 | 0.500 | 0.400 |" + " – |" * 6
 
 
 def test_eval_cli_with_lpips(store: Path, tmp_path: Path, weights: tuple[Path, Path]) -> None:
