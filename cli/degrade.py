@@ -231,6 +231,12 @@ def _progress_bar(stage: str, total: int):  # type: ignore[no-untyped-def]
     help="Fraction of photos (never samples) in the test split.",
 )
 @click.option(
+    "--test-folder",
+    metavar="SUB",
+    help="Put exactly the photos under SRC/SUB in the test split (instead of "
+    "--test-fraction): crops of one original kept in one folder never straddle the splits.",
+)
+@click.option(
     "--format",
     "fmt",
     type=click.Choice(["zarr", "folder", "hdf5"]),
@@ -268,6 +274,7 @@ def make_cdd11(
     depth_dir: Path | None,
     order: str,
     test_fraction: float,
+    test_folder: str | None,
     fmt: str,
     shard: str | None,
     max_pixels: int | None,
@@ -297,7 +304,7 @@ def make_cdd11(
         options = BuildOptions(
             src=str(src), size=size, tiers=chosen, variants=variants, seed=seed, order=order,
             test_fraction=test_fraction, depth_dir=None if depth_dir is None else str(depth_dir),
-            max_pixels=max_pixels,
+            max_pixels=max_pixels, test_folder=test_folder,
         )  # fmt: skip
         summary = build(options, store, workers=workers, shard=shard_spec, overwrite=overwrite,
                         progress=_progress_bar)  # fmt: skip

@@ -22,7 +22,7 @@ from .format import StoreError
 from .ingest import Skipped, find_sources
 from .kept import KeptPhotos
 from .options import BuildOptions, sample_seed
-from .prepare import check_store_path, prepare_once
+from .prepare import check_store_apart, prepare_once
 from .writer import Workers, pending_sources
 
 __all__ = [
@@ -101,8 +101,10 @@ def build(
         raise StoreError(f"--src {src} is not a folder")
     if options.depth_dir is not None and not Path(options.depth_dir).is_dir():
         raise StoreError(f"--depth {options.depth_dir} is not a folder")
-    # Before anything is written beside the store (kept photos, the lock file).
-    check_store_path(path, options)
+    # Before anything is written beside the store (kept photos, the lock file). What the
+    # store's folder holds is checked under the lock (``prepare_once``): a shard arriving
+    # while another prepares the store would find it half made here.
+    check_store_apart(path, options)
     # A shard would keep every photo but use a few: it decodes its own photos twice.
     keep = KeptPhotos.beside(path) if shard[1] == 1 else None
     try:

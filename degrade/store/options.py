@@ -11,7 +11,7 @@ import numpy as np
 from ..names import ORDERS, TIERS
 from ..seeding import entropy_seed
 
-__all__ = ["BuildOptions", "sample_seed", "split_of", "test_count"]
+__all__ = ["BuildOptions", "sample_seed", "split_of", "split_of_sources", "test_count"]
 
 
 @dataclass(frozen=True)
@@ -22,6 +22,10 @@ class BuildOptions:
     decompression-bomb limit, ``skyclear.degrade.io.DEFAULT_MAX_PIXELS``). It only decides
     which photos are usable, which the store records as ``sources``; the limit itself is
     not recorded, so a default run's store is what it always was.
+
+    ``test_folder`` (a folder under ``src``, as a relative POSIX path) puts exactly the
+    photos under it in the test split, instead of a seeded ``test_fraction`` of all photos:
+    crops of one original kept together in a folder then never straddle the two splits.
     """
 
     src: str
@@ -33,6 +37,7 @@ class BuildOptions:
     test_fraction: float = 0.1
     depth_dir: str | None = None
     max_pixels: int | None = None
+    test_folder: str | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.size, int) or self.size < 8:
@@ -50,6 +55,13 @@ class BuildOptions:
             raise ValueError(f"order must be one of {ORDERS}, got {self.order!r}")
         if not 0.0 <= self.test_fraction < 1.0:
             raise ValueError(f"test_fraction must lie in [0, 1), got {self.test_fraction!r}")
+        if self.test_folder is not None:
+            parts = self.test_folder.strip("/").split("/")
+            if not self.test_folder.strip("/") or ".." in parts or self.test_folder.startswith("/"):
+                raise ValueError(
+                    f"test_folder must be a folder under src, as a relative path, got "
+                    f"{self.test_folder!r}"
+                )
         if self.max_pixels is not None and (
             not isinstance(self.max_pixels, int) or self.max_pixels < 1
         ):
@@ -62,6 +74,8 @@ class BuildOptions:
         record.pop("max_pixels")  # decides the sources, which are recorded themselves
         record["tiers"] = list(self.tiers)
         record["depth"] = record.pop("depth_dir") is not None
+        if record["test_folder"] is None:  # a store split by fraction records what it did
+            record.pop("test_folder")
         return record
 
 
@@ -80,6 +94,26 @@ def test_count(count: int, fraction: float) -> int:
     if fraction > 0 and count > 1:
         tests = max(tests, 1)
     return min(tests, max(count - 1, 0))
+
+
+def split_of_sources(sources: list[str], options: BuildOptions) -> np.ndarray:
+    """0 (train) or 1 (test) per source: those under ``options.test_folder`` when it is
+    given, else a seeded ``test_fraction`` of them (``split_of``).
+
+    Raises:
+        ValueError: ``test_folder`` leaves no photo in one of the splits.
+    """
+    if options.test_folder is None:
+        return split_of(len(sources), options.test_fraction, options.seed)
+    prefix = options.test_folder.strip("/") + "/"
+    split = np.array([source.startswith(prefix) for source in sources], dtype=np.uint8)
+    if not split.any() or split.all():
+        side = "no" if not split.any() else "every"
+        raise ValueError(
+            f"--test-folder {options.test_folder}: {side} usable photo is under it; the test "
+            "split needs some photos and the training split the others"
+        )
+    return split
 
 
 def split_of(count: int, fraction: float, seed: int) -> np.ndarray:

@@ -19,13 +19,13 @@ from typing import Any
 import numpy as np
 
 from ..names import DEGRADATIONS
-from ..outputs import OutputError, check_output
+from ..outputs import OutputError, check_apart, check_output
 from .format import FORMAT, StoreError, compressor, is_store
 from .ingest import Skipped
 from .kept import process_is_gone
-from .options import BuildOptions, split_of
+from .options import BuildOptions, split_of_sources
 
-__all__ = ["check_store_path", "prepare_once"]
+__all__ = ["check_store_apart", "check_store_path", "prepare_once"]
 
 
 def _skyclear_version() -> str:
@@ -38,7 +38,7 @@ def _skyclear_version() -> str:
 def _attributes(
     options: BuildOptions, sources: list[str], skipped: list[Skipped]
 ) -> dict[str, Any]:
-    return {
+    attributes = {
         "format": FORMAT,
         "tiers": list(options.tiers),
         "degradations": list(DEGRADATIONS),
@@ -52,6 +52,9 @@ def _attributes(
         "skipped": [asdict(item) for item in skipped],
         "version": _skyclear_version(),
     }
+    if options.test_folder is not None:  # a store split by fraction records what it did
+        attributes["test_folder"] = options.test_folder
+    return attributes
 
 
 _INDEX_CHUNK = 1 << 20  # samples per chunk of the index arrays source, tier and split
@@ -104,8 +107,24 @@ def _prepare(path: Path, options: BuildOptions, sources: list[str], skipped: lis
     if total:
         source[:] = np.repeat(np.arange(count, dtype=np.int32), per_source)
         tier[:] = np.tile(np.repeat(np.arange(tiers, dtype=np.uint8), variants), count)
-        split[:] = np.repeat(split_of(count, options.test_fraction, options.seed), per_source)
+        split[:] = np.repeat(split_of_sources(sources, options), per_source)
     group.attrs["complete"] = False  # written last: the store is prepared
+
+
+def _inputs(options: BuildOptions) -> list[Path | None]:
+    return [Path(options.src), None if options.depth_dir is None else Path(options.depth_dir)]
+
+
+def check_store_apart(path: Path, options: BuildOptions) -> None:
+    """Refuse a store path that is, holds or lies inside ``--src`` or ``--depth``.
+
+    Raises:
+        StoreError: the reason; nothing has been touched.
+    """
+    try:
+        check_apart(path, _inputs(options))
+    except OutputError as error:
+        raise StoreError(str(error)) from error
 
 
 def check_store_path(path: Path, options: BuildOptions) -> None:
@@ -115,11 +134,8 @@ def check_store_path(path: Path, options: BuildOptions) -> None:
     Raises:
         StoreError: the reason; nothing has been touched.
     """
-    depth = None if options.depth_dir is None else Path(options.depth_dir)
     try:
-        check_output(
-            path, inputs=[Path(options.src), depth], is_ours=is_store, kind="a skyclear store"
-        )
+        check_output(path, inputs=_inputs(options), is_ours=is_store, kind="a skyclear store")
     except OutputError as error:
         raise StoreError(str(error)) from error
 
