@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from .restore_ablate import ablate
 from .restore_eval import evaluate
 from .restore_run import run
 from .restore_train import train
@@ -17,12 +18,14 @@ def main() -> None:
     Start with `restore train --data data.zarr --out runs/tiny`, then
     `restore eval --ckpt runs/tiny/best.pt --data data.zarr --out runs/tiny/eval`, then
     `restore run --ckpt runs/tiny/best.pt --input photos/ --out restored/`.
+    `restore ablate` trains and scores the ablation ladder.
     """
 
 
 main.add_command(train)
 main.add_command(evaluate)
 main.add_command(run)
+main.add_command(ablate)
 
 if __name__ == "__main__":
     main()
