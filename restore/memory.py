@@ -35,7 +35,8 @@ def _values_per_pixel(config: ModelConfig) -> float:
     block = 6 * width  # input, normalised copy, 1x1 expansion (2w), depthwise output (2w)
     if not config.experts:
         return inputs + skips + block
-    parser = 8 + 3 + 8 + 4  # upsampled coarse features, their concatenation, the maps
+    # upsampled coarse features, detail features, their concatenation, the maps
+    parser = 8 + 2 * config.parser_width + (8 + config.parser_width) + 4
     # the features, one expert's branch at a time (three tensors of its width alive), the
     # four stacked increments with their routed copy and sum
     experts = width + 3 + 3 * config.expert_width + 4 * 3 * 3 + parser
