@@ -15,6 +15,7 @@ from .evaluate import DEGRADATION_COLUMNS, GROUPS, Evaluation, Row, score_column
 from .visual import EXAMPLE_TITLES, image_grid
 
 __all__ = [
+    "HEADERS",
     "REPORT_FORMAT",
     "check_report_folder",
     "is_report_folder",
@@ -26,7 +27,8 @@ __all__ = [
 REPORT_FORMAT = "skyclear.eval/1"
 
 
-_HEADERS = {
+#: Column headers of the score keys, shared by every table of scores.
+HEADERS = {
     "input_psnr": "input PSNR",
     "input_ssim": "input SSIM",
     "input_lpips": "input LPIPS",
@@ -60,7 +62,7 @@ def to_markdown(rows: Sequence[Row], fid: Mapping[str, float] | None = None) -> 
     ``FID restored vs clean: X (input: Y)``. A score that is not defined (NaN) shows
     ``–``."""
     columns = score_columns(key for row in rows for key in row.scores)
-    header = ["tier", "n", *(_HEADERS[c] for c in columns)]
+    header = ["tier", "n", *(HEADERS[c] for c in columns)]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in rows:
         name = f"**{row.name}**" if row.name in (*GROUPS, "all") else row.name

@@ -7,19 +7,12 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ..evaluate import GROUPS, score_columns
+from ..report import HEADERS
 from .runs import RESTORATION_SCORES
 from .variants import VARIANTS
 
 __all__ = ["to_markdown"]
 
-_HEADERS = {
-    "selectivity": "image sel.",
-    "pixel_selectivity": "pixel sel.",
-    "most_over_least": "most/least",
-    "mask_mae": "mask MAE",
-    "mask_iou": "mask IoU",
-    "presence_accuracy": "presence acc.",
-}
 _DIGITS = {"psnr": 2, "input_psnr": 2, "ssim": 3, "input_ssim": 3, "mask_mae": 3, "mask_iou": 3}
 
 
@@ -106,7 +99,7 @@ def _main_table(document: Mapping[str, Any], variants: Sequence[str], nfe: str) 
         "PSNR",
         "SSIM",
         *(f"PSNR {group}" for group in groups),
-        *(_HEADERS.get(c, c) for c in routing),
+        *(HEADERS.get(c, c) for c in routing),
     ]
     rows = []
     for name in variants:
