@@ -93,40 +93,70 @@ class Backbone(nn.Module):
         return x, deep
 
 
+_VIEWS = 3  # the parser's views of the image: as it is, normalised, high-pass
+_SPREAD_FLOOR = 0.02  # keeps the normalisation of a flat (or black) image finite
+
+
+def _views(image: Tensor, statistics: ImageStatistics | None) -> Tensor:
+    """``image`` as it is, normalised per channel by its own mean and spread, and that
+    normalised image minus its 5x5 local mean, times 3 (that high-pass has a spread of
+    about a third of the normalised image's on photos): ``(B, 9, H, W)``. The mean and
+    spread are the image's (through ``statistics``: a tile uses its photo's)."""
+    mean = spatial_mean(image, statistics)
+    spread = (spatial_mean(image.square(), statistics) - mean.square()).clamp_min(0).sqrt()
+    normal = (image - mean) / (spread + _SPREAD_FLOOR)
+    local = nn.functional.avg_pool2d(normal, 5, stride=1, padding=2, count_include_pad=False)
+    return torch.cat([image, normal, 3 * (normal - local)], 1)
+
+
 class Parser(nn.Module):
     """A small CNN on the degraded image: four sigmoid maps and four sigmoid weights.
 
-    Its body runs at a quarter of the resolution (two NAF blocks); the maps are brought back
-    to full resolution by bilinear upsampling and a 3x3 convolution that also sees
-    full-resolution detail features of the image (one 3x3 convolution and GELU), so that
-    thin structures such as streaks and flakes, lost at a quarter of the resolution, can
-    shape the maps: a linear filter of the raw pixels alone cannot tell a streak from an
-    edge. The global weights read the means of the body's features and of the detail
-    features. At full resolution it costs about ``12 width`` multiply-adds per pixel.
+    It reads the image three ways: as it is (brightness and colour tell low light and
+    haze), normalised by the image's own mean and spread per channel (so that a streak or
+    a flake in a dark or hazy photo is as strong a signal as in a clear one), and the
+    normalised image's high-pass (minus its 5x5 local mean: the particles without the
+    scene's shading). Its body runs at a quarter of the resolution (two NAF blocks, their
+    residual scales starting at one half so that the body is non-linear from the first
+    step); the maps are brought back to full resolution by bilinear upsampling and a 3x3
+    convolution that also sees full-resolution detail features (two 3x3 convolutions with
+    GELU), so that thin structures such as streaks and flakes, lost at a quarter of the
+    resolution, can shape the maps. The global weights read the means of the body's
+    features and of the detail features. At full resolution it costs about
+    ``9 width ** 2 + 85 width`` multiply-adds per pixel.
     """
 
     def __init__(self, width: int) -> None:
         super().__init__()
         self.intro = nn.Sequential(
-            nn.Conv2d(3, width, 3, stride=2, padding=1),
+            nn.Conv2d(3 * _VIEWS, width, 3, stride=2, padding=1),
             nn.Conv2d(width, width * 2, 2, stride=2),
         )
         self.body = nn.Sequential(NAFBlock(width * 2), NAFBlock(width * 2))
+        for block in self.body:
+            nn.init.constant_(block.beta, 0.5)
+            nn.init.constant_(block.gamma, 0.5)
         self.squeeze = nn.Conv2d(width * 2, 8, 1)
-        self.detail = nn.Sequential(nn.Conv2d(3, width, 3, padding=1), nn.GELU())
+        self.detail = nn.Sequential(
+            nn.Conv2d(3 * _VIEWS, width, 3, padding=1),
+            nn.GELU(),
+            nn.Conv2d(width, width, 3, padding=1),
+            nn.GELU(),
+        )
         self.maps = nn.Conv2d(8 + width, EXPERTS, 3, padding=1)
         self.weights = nn.Linear(width * 3, EXPERTS)
 
     def forward(
         self, degraded: Tensor, statistics: ImageStatistics | None = None
     ) -> tuple[Tensor, Tensor]:
-        deep = self.intro(degraded)
+        views = _views(degraded, statistics)
+        deep = self.intro(views)
         for block in self.body:
             deep = block(deep, None, statistics)
         coarse = nn.functional.interpolate(
             self.squeeze(deep), size=degraded.shape[-2:], mode="bilinear", align_corners=False
         )
-        detail = self.detail(degraded)
+        detail = self.detail(views)
         maps = torch.sigmoid(self.maps(torch.cat([coarse, detail], 1)))
         # The detail features' means carry the energy of streaks and flakes, which the
         # body's (at first nearly linear) features average away.
