@@ -38,13 +38,14 @@ demo: install
 		$(VENV)/bin/degrade preview --src $$image $$depth --out $(DEMO)/previews/$$name.png || exit 1; \
 	done
 	$(VENV)/bin/degrade make-cdd11 --src $(DEMO)/samples/photos --out $(DEMO)/cdd11.zarr \
-		--size 256 --variants 2 --workers 2 --test-fraction 0.2
+		--size 256 --variants 4 --workers 2 --test-fraction 0.2
 	@if [ -f $(DEMO)/run/last.pt ]; then \
 		$(VENV)/bin/restore train --data $(DEMO)/cdd11.zarr --out $(DEMO)/run --resume; \
 	else \
 		$(VENV)/bin/restore train --data $(DEMO)/cdd11.zarr --out $(DEMO)/run --config tiny \
 			--steps $(DEMO_STEPS) --crop 128 --batch-size 8 --workers 1 --lr 2e-3 \
-			--set optim.warmup_steps=20 --set optim.ema_decay=0.99 --set val_every=100; \
+			--set optim.warmup_steps=20 --set optim.ema_decay=0.99 --set val_every=100 \
+			--set loss.mask_weight=1 --set loss.presence_weight=1; \
 	fi
 	$(VENV)/bin/restore eval --ckpt $(DEMO)/run/best.pt --data $(DEMO)/cdd11.zarr \
 		--out $(DEMO)/report
