@@ -45,7 +45,7 @@ demo: install
 		$(VENV)/bin/restore train --data $(DEMO)/cdd11.zarr --out $(DEMO)/run --config tiny \
 			--steps $(DEMO_STEPS) --crop 128 --batch-size 8 --workers 1 --lr 2e-3 \
 			--set optim.warmup_steps=20 --set optim.ema_decay=0.99 --set val_every=100 \
-			--set loss.mask_weight=1 --set loss.presence_weight=1; \
+			--set loss.mask_weight=1 --set loss.presence_weight=4; \
 	fi
 	$(VENV)/bin/restore eval --ckpt $(DEMO)/run/best.pt --data $(DEMO)/cdd11.zarr \
 		--out $(DEMO)/report
