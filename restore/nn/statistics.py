@@ -1,8 +1,9 @@
 """Image-level statistics of a forward pass, recorded once and replayed into others.
 
 The network pools over its whole input in a few places: each NAF block's channel
-attention averages its features over the image, and the parser's global weights ``w``
-come from such an average. Restored in tiles, each tile would pool over itself alone, so
+attention averages its features over the image, the parser normalises the image by its
+mean and spread and its global weights ``w`` come from such an average, and the gate
+reads the mean of each map. Restored in tiles, each tile would pool over itself alone, so
 a hazy sky tile and a dark street tile would be told different things about the same
 photo, and the result would show blocks of different tone. ``ImageStatistics`` lets one
 pass over the whole photo (or a downscaled copy of it) record every pooled mean, in the

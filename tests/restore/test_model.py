@@ -187,6 +187,13 @@ def test_the_parser_sees_particles_whatever_the_exposure() -> None:
         assert views[:, channels].std() / dark[:, channels].std() < 1.4
     veiled = _views(photo + 0.2, None)
     assert torch.allclose(veiled[:, 3:], views[:, 3:], atol=1e-4)
+    # shading (a smooth ramp) leaves the high-pass view, a speck does not
+    ramp = torch.linspace(0.1, 0.9, 48).expand(1, 3, 40, 48).clone()
+    shaded = _views(ramp, None)
+    assert shaded[:, 3:6].abs().mean() > 0.5
+    assert shaded[:, 6:, 2:-2, 2:-2].abs().max() < 1e-4
+    ramp[..., 20, 24] += 0.3
+    assert _views(ramp, None)[:, 6:, 20, 24].min() > 1.0
 
     recording = ImageStatistics()
     _views(photo, recording)
