@@ -133,10 +133,11 @@ class Parser(nn.Module):
             nn.Conv2d(3 * _VIEWS, width, 3, stride=2, padding=1),
             nn.Conv2d(width, width * 2, 2, stride=2),
         )
-        self.body = nn.Sequential(NAFBlock(width * 2), NAFBlock(width * 2))
-        for block in self.body:
+        blocks = [NAFBlock(width * 2), NAFBlock(width * 2)]
+        for block in blocks:
             nn.init.constant_(block.beta, 0.5)
             nn.init.constant_(block.gamma, 0.5)
+        self.body = nn.Sequential(*blocks)
         self.squeeze = nn.Conv2d(width * 2, 8, 1)
         self.detail = nn.Sequential(
             nn.Conv2d(3 * _VIEWS, width, 3, padding=1),
