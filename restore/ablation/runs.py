@@ -7,8 +7,10 @@ run whose result covers the NFEs asked for is not touched again; one without a r
 trained on from its ``last.pt`` if training had not finished (``train(resume=True)``),
 then scored; NFEs added later are scored and added to the result.
 
-The checkpoint scored is ``best.pt`` (the best validation), or ``last.pt`` where there is
-none. Scores are those of ``evaluate_checkpoint`` on the test split, kept for each row of
+The checkpoint scored is ``last.pt``: every variant at the same budget of steps. Training's
+``best.pt`` is chosen on the test split's samples, so scoring it would pick the model on
+the data that scores it; a result made from any other checkpoint is scored again. Scores
+are those of ``evaluate_checkpoint`` on the test split, kept for each row of
 its table (tiers, complexity groups, ``all``). A variant without experts has no routing:
 its routing scores (every score but PSNR, SSIM and LPIPS) are recorded as undefined.
 """
@@ -49,6 +51,8 @@ __all__ = [
 #: A run's result, beside its checkpoints, and its ``format``.
 RESULT_FILE = "ablation_eval.json"
 RESULT_FORMAT = "skyclear.ablation-run/1"
+#: The checkpoint a run is scored on: its last, after the budget of steps.
+SCORED_CHECKPOINT = "last.pt"
 #: Training wall time spent on the run so far, over every command that trained it.
 TIME_FILE = "ablation_time.json"
 #: The scores of the restoration itself; every other score reads the routing.
@@ -101,12 +105,14 @@ def execute(
     checkpoint at each NFE not yet scored, measure it where not yet measured, save and
     return its result. Nothing is done when its result already covers ``nfe``."""
     result = read_result(run.folder) or {}
+    if result.get("checkpoint") != SCORED_CHECKPOINT:
+        result = {}  # scored on another checkpoint (an older protocol): score again
     missing = missing_nfe(result, nfe)
     if result and not missing:
         return result
     _train(run, data, report)
     folder = RunFolder(run.folder)
-    checkpoint = folder.best if folder.best.exists() else folder.last
+    checkpoint = folder.last
     scored = dict(result.get("nfe", {}))
     for steps in missing:
         scored[str(steps)] = _score(run, checkpoint, data, steps, workers)

@@ -149,6 +149,7 @@ def test_ablation_end_to_end_then_nothing_redone(
     assert {"cpu", "gpu", "torch"} <= set(document["machine"])
     assert set(document["runs"]) == set(document["summary"]) == {"fm", "gate_sigmoid"}
     run = document["runs"]["gate_sigmoid"]["0"]
+    assert run["checkpoint"] == "last.pt"  # the budget's end, never chosen on the test split
     assert run["step"] == 2 and run["parameters"] > document["runs"]["fm"]["0"]["parameters"]
     assert run["latency"]["seconds"] > 0 and run["train_seconds"] > 0
     rows = run["nfe"]["2"]["rows"]
@@ -180,6 +181,13 @@ def test_ablation_end_to_end_then_nothing_redone(
     document = _ablate(store, out, nfe=[1, 2, 4])
     assert spy.trained == [] and spy.scored == [4, 4]
     assert set(document["runs"]["fm"]["0"]["nfe"]) == {"1", "2", "4"}
+    # A result scored on another checkpoint (best.pt, chosen on the test split) is redone.
+    path = out / "runs" / "fm" / "seed_0" / RESULT_FILE
+    path.write_text(json.dumps({**json.loads(path.read_text()), "checkpoint": "best.pt"}))
+    spy.reset()
+    document = _ablate(store, out, nfe=[1, 2, 4])
+    assert spy.trained == [] and sorted(spy.scored) == [1, 2, 4]
+    assert document["runs"]["fm"]["0"]["checkpoint"] == "last.pt"
 
 
 def test_a_run_stopped_in_training_resumes_from_its_last_checkpoint(
