@@ -87,8 +87,11 @@ def read_result(folder: Path) -> dict[str, Any] | None:
 
 
 def missing_nfe(result: dict[str, Any] | None, nfe: Sequence[int]) -> list[int]:
-    """The NFEs of ``nfe`` that ``result`` has not scored."""
-    done = result.get("nfe", {}) if result else {}
+    """The NFEs of ``nfe`` that ``result`` has not scored: all of them where it scored
+    another checkpoint than ``SCORED_CHECKPOINT``."""
+    if not result or result.get("checkpoint") != SCORED_CHECKPOINT:
+        return list(nfe)
+    done = result.get("nfe", {})
     return [n for n in nfe if str(n) not in done]
 
 
