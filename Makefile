@@ -47,11 +47,11 @@ demo: install
 			--set optim.warmup_steps=20 --set optim.ema_decay=0.99 --set val_every=100 \
 			--set loss.mask_weight=1 --set loss.presence_weight=4; \
 	fi
-	$(VENV)/bin/restore eval --ckpt $(DEMO)/run/best.pt --data $(DEMO)/cdd11.zarr \
+	$(VENV)/bin/restore eval --ckpt $(DEMO)/run/last.pt --data $(DEMO)/cdd11.zarr \
 		--out $(DEMO)/report
 	@[ -d $(DEMO)/cdd11 ] || $(VENV)/bin/degrade export --store $(DEMO)/cdd11.zarr \
 		--format folder --out $(DEMO)/cdd11
-	$(VENV)/bin/restore run --ckpt $(DEMO)/run/best.pt --input $(DEMO)/cdd11/test/low_haze_snow \
+	$(VENV)/bin/restore run --ckpt $(DEMO)/run/last.pt --input $(DEMO)/cdd11/test/low_haze_snow \
 		--out $(DEMO)/restored --save-maps
 	@echo "demo: previews in $(DEMO)/previews/, the dataset in $(DEMO)/cdd11.zarr, the run in" \
 		"$(DEMO)/run/, the report in $(DEMO)/report/eval.md, restored photos in $(DEMO)/restored/"
