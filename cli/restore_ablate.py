@@ -89,6 +89,13 @@ def _values(given: tuple[str, ...]) -> list[str]:
     show_default=True,
     help="Side of the square image whose one-step restoration is timed.",
 )
+@click.option(
+    "--retime",
+    is_flag=True,
+    help="Time every run's one-step restoration again, finished runs too (nothing is "
+    "trained or scored again): on a quiet machine, after runs timed while other work "
+    "shared it.",
+)
 def ablate(
     data: Path,
     out: Path,
@@ -99,6 +106,7 @@ def ablate(
     nfe_values: tuple[str, ...],
     variant_values: tuple[str, ...],
     latency_side: int,
+    retime: bool,
     **flags: Any,
 ) -> None:
     """Train the F2D-Net ablation ladder on the same data, crops and budget, then score
@@ -118,8 +126,9 @@ def ablate(
                     (the NAME_wide preset)
 
     Each variant is trained with seeds 0..K-1 in DIR/runs/VARIANT/seed_S (a restore
-    train run folder), then its best.pt (last.pt without one) is scored at each --nfe;
-    its parameters and one-step latency are measured on the run's device. DIR/ablation.json
+    train run folder), then its last.pt (the same budget for all; best.pt is chosen on the
+    test split) is scored at each --nfe; its parameters and one-step latency are measured
+    on the run's device. DIR/ablation.json
     holds every number, per seed and as mean ± std; DIR/ablation.md the tables.
 
     Run the same command again after a stop: finished runs are kept, a run stopped in
@@ -145,7 +154,7 @@ def ablate(
     variants = _values(variant_values)
     shorthands = [f"{_SHORTHANDS[k]}={v}" for k, v in flags.items() if v is not None]
     changes = [*assignments, f"steps={steps}", *shorthands]
-    progress = _Lines(nfe)
+    progress = _Lines(nfe, retime)
     started = time.perf_counter()
     try:
         run_ablation(
@@ -160,6 +169,7 @@ def ablate(
             command=_command(context),
             progress=progress,
             report=progress.training,
+            retime=retime,
         )
     except TrainingInterrupted as stopped:
         progress.bar.close()
@@ -186,8 +196,8 @@ def _command(context: click.Context) -> str:
     words = ["restore", "ablate"]
     for param in context.command.params:
         value = context.params.get(param.name or "")
-        if value is None or value == () or not param.opts:
-            continue
+        if value is None or value == () or isinstance(value, bool) or not param.opts:
+            continue  # a flag (--retime) changes no result a rerun needs
         for item in value if isinstance(value, tuple) else (value,):
             words += [param.opts[0], str(item)]
     return shlex.join(words)
@@ -196,9 +206,10 @@ def _command(context: click.Context) -> str:
 class _Lines:
     """One line per run started and finished, the training's progress bar between."""
 
-    def __init__(self, nfe: list[int]) -> None:
+    def __init__(self, nfe: list[int], retime: bool = False) -> None:
         self.bar = _Progress()
         self.first = min(nfe)
+        self.retime = retime
         self.started = False
 
     def training(self, event: str, record: dict[str, Any]) -> None:
@@ -216,7 +227,11 @@ class _Lines:
             return
         self.bar.close()
         if record["skipped"]:
-            click.echo(f"{where}: done before ({record['folder']}/ablation_eval.json)")
+            timed = ""
+            if self.retime:
+                milliseconds = record["result"]["latency"]["seconds"] * 1e3
+                timed = f"; one step timed again: {milliseconds:.1f} ms"
+            click.echo(f"{where}: done before ({record['folder']}/ablation_eval.json){timed}")
             return
         psnr = record["result"]["nfe"][str(self.first)]["rows"].get("all", {}).get("psnr")
         shown = f"{psnr:.2f} dB" if psnr is not None and math.isfinite(psnr) else "–"

@@ -59,6 +59,7 @@ def run_ablation(
     command: str = "",
     progress: Progress | None = None,
     report: Report | None = None,
+    retime: bool = False,
 ) -> dict[str, Any]:
     """Train and score every variant with every seed into ``out``; return ``ablation.json``.
 
@@ -71,6 +72,8 @@ def run_ablation(
         variants: names of ``VARIANTS``.
         nfe: network evaluations per image at which each checkpoint is scored.
         latency_side: side of the square image of the one-step latency.
+        retime: time every run's one-step restoration again, finished runs too (nothing
+            is trained or scored again for it).
         command: the command line, recorded.
         progress: see ``Progress``.
         report: passed to ``train`` (its progress events).
@@ -116,7 +119,13 @@ def run_ablation(
             progress("run", record)
         begun = time.perf_counter()
         result = execute(
-            run, data, nfe, latency_side, workers=run.config.data.workers, report=report
+            run,
+            data,
+            nfe,
+            latency_side,
+            workers=run.config.data.workers,
+            report=report,
+            retime=retime,
         )
         results[run.variant][run.seed] = result
         if progress is not None:

@@ -103,15 +103,19 @@ def execute(
     latency_repeats: int = 5,
     workers: int = 0,
     report: Report | None = None,
+    retime: bool = False,
 ) -> dict[str, Any]:
     """Train ``run`` as far as its config says (resuming where it stopped), score its
-    checkpoint at each NFE not yet scored, measure it where not yet measured, save and
-    return its result. Nothing is done when its result already covers ``nfe``."""
+    checkpoint at each NFE not yet scored, time it where not yet timed at
+    ``latency_side`` (or again, with ``retime``: on a quiet machine, after a run timed
+    while other work shared it), save and return its result. Nothing is done when its
+    result already covers ``nfe``, timed at ``latency_side``, and ``retime`` is false."""
     result = read_result(run.folder) or {}
     if result.get("checkpoint") != SCORED_CHECKPOINT:
         result = {}  # scored on another checkpoint (an older protocol): score again
     missing = missing_nfe(result, nfe)
-    if result and not missing:
+    timed = result.get("latency", {}).get("side") == latency_side and not retime
+    if result and not missing and timed:
         return result
     _train(run, data, report)
     folder = RunFolder(run.folder)
@@ -119,7 +123,7 @@ def execute(
     scored = dict(result.get("nfe", {}))
     for steps in missing:
         scored[str(steps)] = _score(run, checkpoint, data, steps, workers)
-    if "latency" in result:
+    if timed:
         measured = {key: result[key] for key in ("latency", "parameters", "machine")}
     else:
         measured = one_step_latency(checkpoint, run.config.device, latency_side, latency_repeats)

@@ -45,6 +45,15 @@ def test_ablate_writes_the_tables_then_continues(store: Path, tmp_path: Path) ->
     assert again.exit_code == 0, again.output
     assert "[1/1] fm seed 0: done before" in again.output and "running" not in again.output
 
+    result = out / "runs" / "fm" / "seed_0" / "ablation_eval.json"
+    before = json.loads(result.read_text())
+    retimed = runner.invoke(main, [*command, "--variants", "fm", "--nfe", "1", "--retime"])
+    assert retimed.exit_code == 0, retimed.output
+    assert "done before" in retimed.output and "one step timed again:" in retimed.output
+    after = json.loads(result.read_text())
+    assert after["latency"] != before["latency"] and after["nfe"] == before["nfe"]
+    assert "--retime" not in json.loads((out / "ablation.json").read_text())["command"]
+
 
 def test_usage_errors_exit_2_and_train_nothing(store: Path, tmp_path: Path) -> None:
     runner = CliRunner()

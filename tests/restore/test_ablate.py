@@ -190,6 +190,16 @@ def test_ablation_end_to_end_then_nothing_redone(
     assert spy.trained == [] and sorted(spy.scored) == [1, 2, 4]
     assert events == ["run", "done", "done"]  # reported as run, the other as done before
     assert document["runs"]["fm"]["0"]["checkpoint"] == "last.pt"
+    # Retimed: every run timed again, nothing trained or scored; a new side is timed anew.
+    spy.reset()
+    timed = {v: document["runs"][v]["0"]["latency"] for v in ("fm", "gate_sigmoid")}
+    document = _ablate(store, out, nfe=[1, 2, 4], retime=True)
+    assert spy.trained == [] and spy.scored == []
+    for variant, latency in timed.items():
+        assert document["runs"][variant]["0"]["latency"] != latency, variant
+    document = _ablate(store, out, nfe=[1, 2, 4], latency_side=16)
+    assert spy.trained == [] and spy.scored == []
+    assert document["runs"]["fm"]["0"]["latency"]["side"] == 16
 
 
 def test_a_run_stopped_in_training_resumes_from_its_last_checkpoint(
