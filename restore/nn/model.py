@@ -93,38 +93,52 @@ class Backbone(nn.Module):
         return x, deep
 
 
-_VIEWS = 3  # the parser's views of the image: as it is, normalised, high-pass
+_VIEWS = 4  # the parser's views of the image: as it is, normalised, high-pass, band-pass
 _SPREAD_FLOOR = 0.02  # keeps the normalisation of a flat (or black) image finite
+_BAND = (3, 13)  # box sides of the band-pass: a snowflake's width (2-8 px) lies between
+
+
+def _box(image: Tensor, side: int) -> Tensor:
+    """The mean over the ``side`` x ``side`` box around each pixel (the part of it inside
+    the image), as two one-dimensional passes."""
+    half = side // 2
+    rows = nn.functional.avg_pool2d(image, (1, side), 1, (0, half), count_include_pad=False)
+    return nn.functional.avg_pool2d(rows, (side, 1), 1, (half, 0), count_include_pad=False)
 
 
 def _views(image: Tensor, statistics: ImageStatistics | None) -> Tensor:
-    """``image`` as it is, normalised per channel by its own mean and spread, and that
+    """``image`` as it is; normalised per channel by its own mean and spread; that
     normalised image minus its 5x5 local mean, times 3 (that high-pass has between a fifth
-    and a half of the normalised image's spread on photos): ``(B, 9, H, W)``. The mean and
-    spread are the image's (through ``statistics``: a tile uses its photo's)."""
+    and a half of the normalised image's spread on photos); and its 3x3 local mean minus
+    its 13x13 one, times 3 (a band-pass that keeps blobs a few pixels wide, which the
+    high-pass mostly removes): ``(B, 12, H, W)``. The mean and spread are the image's
+    (through ``statistics``: a tile uses its photo's)."""
     mean = spatial_mean(image, statistics)
     spread = (spatial_mean((image - mean).square(), statistics) + 1e-12).sqrt()
     normal = (image - mean) / (spread + _SPREAD_FLOOR)
-    local = nn.functional.avg_pool2d(normal, 5, stride=1, padding=2, count_include_pad=False)
-    return torch.cat([image, normal, 3 * (normal - local)], 1)
+    high = normal - _box(normal, 5)
+    band = _box(normal, _BAND[0]) - _box(normal, _BAND[1])
+    return torch.cat([image, normal, 3 * high, 3 * band], 1)
 
 
 class Parser(nn.Module):
     """A small CNN on the degraded image: four sigmoid maps and four sigmoid weights.
 
-    It reads the image three ways: as it is (brightness and colour tell low light and
+    It reads the image four ways: as it is (brightness and colour tell low light and
     haze), normalised by the image's own mean and spread per channel (so that a streak or
-    a flake in a dark or hazy photo is as strong a signal as in a clear one), and the
-    normalised image's high-pass (minus its 5x5 local mean: the particles without the
-    scene's shading). Its body runs at a quarter of the resolution (two NAF blocks, their
-    residual scales starting at one half so that the body is non-linear from the first
-    step); the maps are brought back to full resolution by bilinear upsampling and a 3x3
-    convolution that also sees full-resolution detail features (two 3x3 convolutions with
-    GELU), so that thin structures such as streaks and flakes, lost at a quarter of the
-    resolution, can shape the maps. The global weights read the means of the body's
-    features and of the detail features. It costs about ``12.5 width ** 2 + 143 width +
-    288`` multiply-adds per pixel (5.8 k in ``tiny``, 17.7 k in ``paper``), most of them
-    in the full-resolution detail branch.
+    a flake in a dark or hazy photo is as strong a signal as in a clear one), the
+    normalised image's high-pass (minus its 5x5 local mean: thin streaks without the
+    scene's shading) and its band-pass (3x3 mean minus 13x13 mean: soft flakes a few
+    pixels wide, which the high-pass mostly removes). Its body runs at a quarter of the
+    resolution (two NAF blocks, their residual scales starting at one half so that the
+    body is non-linear from the first step); the maps are brought back to full
+    resolution by bilinear upsampling and a 3x3 convolution that also sees
+    full-resolution detail features (two 3x3 convolutions with GELU), so that thin
+    structures such as streaks and flakes, lost at a quarter of the resolution, can shape
+    the maps. The global weights read the means of the body's
+    features and of the detail features. It costs about ``12.5 width ** 2 + 177 width +
+    288`` multiply-adds per pixel (6.3 k in ``tiny``, 18.8 k in ``paper``), most of them
+    in the full-resolution detail branch, plus the box means of its views.
     """
 
     def __init__(self, width: int) -> None:

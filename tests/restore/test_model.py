@@ -170,37 +170,49 @@ def test_bad_configs_and_inputs() -> None:
 
 
 def test_the_parser_sees_particles_whatever_the_exposure() -> None:
-    """The parser's normalised and high-pass views of a photo keep its structure as strong
-    when the photo is darkened (to a quarter: the raw view drops 4x, these less than 1.4x)
-    and unchanged under a uniform veil; a tile takes its photo's statistics."""
+    """The parser's normalised, high-pass and band-pass views of a photo keep its
+    structure as strong when the photo is darkened (to a quarter: the raw view drops 4x,
+    these less than 1.4x) and unchanged under a uniform veil; shading leaves the high- and
+    band-pass, a thin speck shows most in the high-pass, a soft flake in the band-pass; a
+    tile takes its photo's statistics."""
     from skyclear.restore.nn.model import _views
     from skyclear.restore.nn.statistics import ImageStatistics
 
     torch.manual_seed(0)
     photo = torch.rand(1, 3, 40, 48) * 0.6 + 0.2
     views = _views(photo, None)
-    assert views.shape == (1, 9, 40, 48)
+    assert views.shape == (1, 12, 40, 48)
     dark = _views(photo * 0.25, None)
     raw_drop = views[:, :3].std() / dark[:, :3].std()
     assert 3.5 < raw_drop < 4.5
-    for channels in (slice(3, 6), slice(6, 9)):
+    for channels in (slice(3, 6), slice(6, 9), slice(9, 12)):
         assert views[:, channels].std() / dark[:, channels].std() < 1.4
     veiled = _views(photo + 0.2, None)
     assert torch.allclose(veiled[:, 3:], views[:, 3:], atol=1e-4)
-    # shading (a smooth ramp) leaves the high-pass view, a speck does not
+    # shading (a smooth ramp) leaves the high-pass and band-pass views, a speck does not
     ramp = torch.linspace(0.1, 0.9, 48).expand(1, 3, 40, 48).clone()
     shaded = _views(ramp, None)
     assert shaded[:, 3:6].abs().mean() > 0.5
-    assert shaded[:, 6:, 2:-2, 2:-2].abs().max() < 1e-4
-    ramp[..., 20, 24] += 0.3
-    assert _views(ramp, None)[:, 6:, 20, 24].min() > 1.0
+    assert shaded[:, 6:9, 2:-2, 2:-2].abs().max() < 1e-4
+    assert shaded[:, 9:, 6:-6, 6:-6].abs().max() < 1e-4
+    speck = ramp.clone()
+    speck[..., 20, 24] += 0.3
+    seen = _views(speck, None)[0, :, 20, 24]
+    assert seen[6:9].min() > 1.0 and seen[6:9].min() > 2 * seen[9:].max()
+    # a soft flake (a Gaussian blob of sigma 2.5 px) mostly escapes the 5x5 high-pass
+    rows, columns = torch.meshgrid(torch.arange(40.0), torch.arange(48.0), indexing="ij")
+    flake = 0.3 * torch.exp(-((rows - 20) ** 2 + (columns - 24) ** 2) / (2 * 2.5**2))
+    seen = _views(ramp + flake, None)[0, :, 20, 24]
+    assert seen[9:].min() > 1.5 and seen[9:].min() > 1.5 * seen[6:9].max()
 
     recording = ImageStatistics()
     _views(photo, recording)
     tile = photo[..., :20, :24]
     replayed = _views(tile, recording.replay())
-    # as it is and normalised: pixel for pixel; the high-pass away from the tile's edges
+    # as it is and normalised: pixel for pixel; the high- and band-pass away from the
+    # tile's edges (2 and 6 pixels)
     assert torch.allclose(replayed[:, :6], views[:, :6, :20, :24], atol=1e-5)
-    assert torch.allclose(replayed[:, 6:, :18, :22], views[:, 6:, :18, :22], atol=1e-5)
+    assert torch.allclose(replayed[:, 6:9, :18, :22], views[:, 6:9, :18, :22], atol=1e-5)
+    assert torch.allclose(replayed[:, 9:, :14, :18], views[:, 9:, :14, :18], atol=1e-5)
     own = _views(tile, None)  # a tile's own statistics normalise it otherwise
     assert not torch.allclose(own[:, 3:6], views[:, 3:6, :20, :24], atol=1e-2)
