@@ -22,7 +22,7 @@ def test_the_mask_term_moves_the_parsers_maps_toward_the_masks() -> None:
     masks[:, 2, :, :8] = 1.0  # rain on the left half
     masks[:, 1] = 0.6  # an even haze
     weights = LossWeights(mask_weight=1.0, presence_weight=0.0)
-    optimizer = torch.optim.SGD(model.parser.parameters(), lr=1.0)
+    optimizer = torch.optim.SGD(model.parser.parameters(), lr=0.3)
 
     def mask_loss() -> torch.Tensor:
         _, aux = model(x, torch.zeros(2), x, return_aux=True)
