@@ -16,7 +16,7 @@ def main() -> None:
     """Restore photos that are dark, hazy, rainy and snowy at once.
 
     Start with `restore train --data data.zarr --out runs/tiny`, then
-    `restore eval --ckpt runs/tiny/best.pt --data data.zarr --out runs/tiny/eval`, then
+    `restore eval --ckpt runs/tiny/last.pt --data data.zarr --out runs/tiny/eval`, then
     `restore run --ckpt runs/tiny/best.pt --input photos/ --out restored/`.
     `restore ablate` trains and scores the ablation ladder.
     """

@@ -3,13 +3,15 @@
 A run's folder, ``DIR/runs/VARIANT/seed_S``, is a ``restore train`` run folder. Its result
 is ``ablation_eval.json`` beside the checkpoints, written (atomically) once the checkpoint
 has been scored at every NFE asked for, with its parameter count and one-step latency. A
-run whose result covers the NFEs asked for is not touched again; one without a result is
+run whose result covers the NFEs asked for, of ``last.pt``, timed at the latency side
+asked for, is not touched again (unless asked to time it again); one without a result is
 trained on from its ``last.pt`` if training had not finished (``train(resume=True)``),
 then scored; NFEs added later are scored and added to the result.
 
 The checkpoint scored is ``last.pt``: every variant at the same budget of steps. Training's
 ``best.pt`` is chosen on the test split's samples, so scoring it would pick the model on
-the data that scores it; a result made from any other checkpoint is scored again. Scores
+the data that scores it; a result made from another checkpoint is scored again, unless
+that checkpoint was the same file as ``last.pt`` (the same digest). Scores
 are those of ``evaluate_checkpoint`` on the test split, kept for each row of
 its table (tiers, complexity groups, ``all``). A variant without experts has no routing:
 its routing scores (every score but PSNR, SSIM and LPIPS) are recorded as undefined.
@@ -43,6 +45,7 @@ __all__ = [
     "RESULT_FORMAT",
     "Run",
     "execute",
+    "is_done",
     "missing_nfe",
     "one_step_latency",
     "read_result",
@@ -86,6 +89,14 @@ def read_result(folder: Path) -> dict[str, Any] | None:
     return result
 
 
+def is_done(result: dict[str, Any] | None, nfe: Sequence[int], latency_side: int) -> bool:
+    """Whether ``result`` leaves nothing to do: every NFE of ``nfe`` scored on
+    ``SCORED_CHECKPOINT``, and timed at ``latency_side``."""
+    if not result or missing_nfe(result, nfe):
+        return False
+    return bool(result.get("latency", {}).get("side") == latency_side)
+
+
 def missing_nfe(result: dict[str, Any] | None, nfe: Sequence[int]) -> list[int]:
     """The NFEs of ``nfe`` that ``result`` has not scored: all of them where it scored
     another checkpoint than ``SCORED_CHECKPOINT``."""
@@ -110,15 +121,20 @@ def execute(
     ``latency_side`` (or again, with ``retime``: on a quiet machine, after a run timed
     while other work shared it), save and return its result. Nothing is done when its
     result already covers ``nfe``, timed at ``latency_side``, and ``retime`` is false."""
+    folder = RunFolder(run.folder)
     result = read_result(run.folder) or {}
-    if result.get("checkpoint") != SCORED_CHECKPOINT:
-        result = {}  # scored on another checkpoint (an older protocol): score again
+    if result and result.get("checkpoint") != SCORED_CHECKPOINT:
+        # Scored on another checkpoint (an older protocol): kept only where that one was
+        # the same file as last.pt (best.pt is last.pt when the last validation was best).
+        same = folder.last.exists() and result.get("checkpoint_digest") == checkpoint_digest(
+            folder.last
+        )
+        result = {**result, "checkpoint": SCORED_CHECKPOINT} if same else {}
+    if is_done(result, nfe, latency_side) and not retime:
+        return result
     missing = missing_nfe(result, nfe)
     timed = result.get("latency", {}).get("side") == latency_side and not retime
-    if result and not missing and timed:
-        return result
     _train(run, data, report)
-    folder = RunFolder(run.folder)
     checkpoint = folder.last
     scored = dict(result.get("nfe", {}))
     for steps in missing:

@@ -100,7 +100,9 @@ _BAND = (3, 13)  # box sides of the band-pass: a snowflake's width (2-8 px) lies
 
 def _box(image: Tensor, side: int) -> Tensor:
     """The mean over the ``side`` x ``side`` box around each pixel (the part of it inside
-    the image), as two one-dimensional passes."""
+    the image), as two one-dimensional passes; ``side`` odd, so the box has a centre."""
+    if side % 2 == 0:
+        raise ValueError(f"a box mean needs an odd side, got {side}")
     half = side // 2
     rows = nn.functional.avg_pool2d(image, (1, side), 1, (0, half), count_include_pad=False)
     return nn.functional.avg_pool2d(rows, (side, 1), 1, (half, 0), count_include_pad=False)

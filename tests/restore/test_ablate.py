@@ -181,10 +181,16 @@ def test_ablation_end_to_end_then_nothing_redone(
     document = _ablate(store, out, nfe=[1, 2, 4])
     assert spy.trained == [] and spy.scored == [4, 4]
     assert set(document["runs"]["fm"]["0"]["nfe"]) == {"1", "2", "4"}
-    # A result scored on another checkpoint (best.pt, chosen on the test split) is redone.
+    # A result scored on another checkpoint (best.pt, chosen on the test split) is kept
+    # where that was the same file as last.pt, and scored again where it was not.
     path = out / "runs" / "fm" / "seed_0" / RESULT_FILE
     path.write_text(json.dumps({**json.loads(path.read_text()), "checkpoint": "best.pt"}))
     spy.reset()
+    document = _ablate(store, out, nfe=[1, 2, 4])
+    assert spy.trained == [] and spy.scored == []
+    assert document["runs"]["fm"]["0"]["checkpoint"] == "last.pt"
+    other = {"checkpoint": "best.pt", "checkpoint_digest": "0" * 16}
+    path.write_text(json.dumps({**json.loads(path.read_text()), **other}))
     events.clear()
     document = _ablate(store, out, nfe=[1, 2, 4], progress=lambda e, r: events.append(e))
     assert spy.trained == [] and sorted(spy.scored) == [1, 2, 4]
@@ -197,9 +203,13 @@ def test_ablation_end_to_end_then_nothing_redone(
     assert spy.trained == [] and spy.scored == []
     for variant, latency in timed.items():
         assert document["runs"][variant]["0"]["latency"] != latency, variant
-    document = _ablate(store, out, nfe=[1, 2, 4], latency_side=16)
+    events.clear()
+    document = _ablate(
+        store, out, nfe=[1, 2, 4], latency_side=16, progress=lambda e, r: events.append(e)
+    )
     assert spy.trained == [] and spy.scored == []
     assert document["runs"]["fm"]["0"]["latency"]["side"] == 16
+    assert events == ["run", "done", "run", "done"]  # timed anew: not "done before"
 
 
 def test_a_run_stopped_in_training_resumes_from_its_last_checkpoint(
