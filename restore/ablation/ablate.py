@@ -20,7 +20,7 @@ from ..runtime import resolve_device
 from .machine import describe_machine
 from .markdown import to_markdown
 from .plan import check_ablation_folder, claim_ablation_folder, plan_of, write_json
-from .runs import Report, Run, execute, is_done, read_result
+from .runs import Report, Run, execute, is_done, standing_result
 from .summary import ablation_document
 from .variants import DEFAULT_VARIANTS, VARIANTS, variant_configs
 
@@ -114,7 +114,7 @@ def run_ablation(
             "seed": run.seed,
             "folder": run.folder,
         }
-        skipped = is_done(read_result(run.folder), nfe, latency_side)
+        skipped = is_done(standing_result(run.folder), nfe, latency_side)
         if progress is not None and not skipped:
             progress("run", record)
         begun = time.perf_counter()

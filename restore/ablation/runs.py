@@ -49,6 +49,7 @@ __all__ = [
     "missing_nfe",
     "one_step_latency",
     "read_result",
+    "standing_result",
 ]
 
 #: A run's result, beside its checkpoints, and its ``format``.
@@ -89,6 +90,19 @@ def read_result(folder: Path) -> dict[str, Any] | None:
     return result
 
 
+def standing_result(folder: Path) -> dict[str, Any]:
+    """The part of a run's saved result that still stands (empty where none does): a
+    result scored on another checkpoint than ``SCORED_CHECKPOINT`` (an older protocol)
+    stands only where that checkpoint was the same file as ``last.pt`` (best.pt is last.pt
+    when the last validation was the best), and is then relabelled as ``last.pt``'s."""
+    result = read_result(folder) or {}
+    if result and result.get("checkpoint") != SCORED_CHECKPOINT:
+        last = RunFolder(folder).last
+        same = last.exists() and result.get("checkpoint_digest") == checkpoint_digest(last)
+        result = {**result, "checkpoint": SCORED_CHECKPOINT} if same else {}
+    return result
+
+
 def is_done(result: dict[str, Any] | None, nfe: Sequence[int], latency_side: int) -> bool:
     """Whether ``result`` leaves nothing to do: every NFE of ``nfe`` scored on
     ``SCORED_CHECKPOINT``, and timed at ``latency_side``."""
@@ -122,14 +136,7 @@ def execute(
     while other work shared it), save and return its result. Nothing is done when its
     result already covers ``nfe``, timed at ``latency_side``, and ``retime`` is false."""
     folder = RunFolder(run.folder)
-    result = read_result(run.folder) or {}
-    if result and result.get("checkpoint") != SCORED_CHECKPOINT:
-        # Scored on another checkpoint (an older protocol): kept only where that one was
-        # the same file as last.pt (best.pt is last.pt when the last validation was best).
-        same = folder.last.exists() and result.get("checkpoint_digest") == checkpoint_digest(
-            folder.last
-        )
-        result = {**result, "checkpoint": SCORED_CHECKPOINT} if same else {}
+    result = standing_result(run.folder)
     if is_done(result, nfe, latency_side) and not retime:
         return result
     missing = missing_nfe(result, nfe)

@@ -186,8 +186,10 @@ def test_ablation_end_to_end_then_nothing_redone(
     path = out / "runs" / "fm" / "seed_0" / RESULT_FILE
     path.write_text(json.dumps({**json.loads(path.read_text()), "checkpoint": "best.pt"}))
     spy.reset()
-    document = _ablate(store, out, nfe=[1, 2, 4])
+    events.clear()
+    document = _ablate(store, out, nfe=[1, 2, 4], progress=lambda e, r: events.append(e))
     assert spy.trained == [] and spy.scored == []
+    assert events == ["done", "done"]  # relabelled, not run: both reported done before
     assert document["runs"]["fm"]["0"]["checkpoint"] == "last.pt"
     other = {"checkpoint": "best.pt", "checkpoint_digest": "0" * 16}
     path.write_text(json.dumps({**json.loads(path.read_text()), **other}))
