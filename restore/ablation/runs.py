@@ -125,7 +125,7 @@ def execute(
     data: Path,
     nfe: Sequence[int],
     latency_side: int = 256,
-    latency_repeats: int = 5,
+    latency_repeats: int = 21,
     workers: int = 0,
     report: Report | None = None,
     retime: bool = False,
@@ -208,7 +208,7 @@ def _score(run: Run, checkpoint: Path, data: Path, steps: int, workers: int) -> 
 
 
 def one_step_latency(
-    checkpoint: Path, device: str = "auto", side: int = 256, repeats: int = 5
+    checkpoint: Path, device: str = "auto", side: int = 256, repeats: int = 21
 ) -> dict[str, Any]:
     """Parameters of the checkpoint's network, and the median wall time of ``repeats``
     one-step restorations of a random ``side`` x ``side`` image on ``device`` (after one
