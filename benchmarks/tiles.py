@@ -60,6 +60,9 @@ def _compare(restorer: object, images: list[object], tile: int, label: str) -> l
     seconds = {"whole": 0.0, **dict.fromkeys(MODES, 0.0)}
     try:
         for degraded in images:
+            # Whole restoration of a photo above the restorer's context side replays
+            # statistics too: it must see the real replay, not the last mode's.
+            ImageStatistics.replay = replay  # type: ignore[method-assign]
             start = time.perf_counter()
             whole, _ = restorer(degraded)  # type: ignore[operator]
             seconds["whole"] += time.perf_counter() - start
