@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
-from skyclear.degrade.names import ORDERS
+from skyclear.degrade.names import DEPTH_PRIORS, ORDERS
 
 if TYPE_CHECKING:  # the store package is imported by the commands that need it
     from skyclear.degrade.store import Skipped
@@ -26,6 +26,18 @@ def main() -> None:
     """
 
 
+_depth_prior_option = click.option(
+    "--depth-prior",
+    type=click.Choice(DEPTH_PRIORS),
+    default=DEPTH_PRIORS[0],
+    show_default=True,
+    help="Haze depth for a photo without a depth map. ground: flat ground with a soft "
+    "horizon where the photo looks open (a smooth top, such as sky), a declared distance "
+    "where it does not, following the photo's edges; uniform: every pixel at that "
+    "distance; flat: the flat ground alone, with a hard horizon (earlier stores).",
+)
+
+
 @main.command()
 @click.option(
     "--src",
@@ -38,7 +50,7 @@ def main() -> None:
     "--depth",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="Depth map for haze: 16-bit PNG or .npy in metres (or disparity, see "
-    "--disparity). Without it, a flat-ground prior is used.",
+    "--disparity). Without it, the --depth-prior.",
 )
 @click.option(
     "--depth-scale",
@@ -78,6 +90,7 @@ def main() -> None:
     show_default=True,
     help="physical: haze, particles, then light and sensor; cdd11: CDD-11's low, rain, snow, haze.",
 )
+@_depth_prior_option
 def preview(
     src: Path,
     out: Path,
@@ -89,10 +102,17 @@ def preview(
     seed: int,
     size: int,
     order: str,
+    depth_prior: str,
 ) -> None:
     """Render one PNG: the clean photo, its 11 CDD-11 tiers and their masks."""
     import numpy as np
-    from skyclear.degrade import Composite, depth_from_disparity, depth_to_tensor, load_depth
+    from skyclear.degrade import (
+        Composite,
+        Haze,
+        depth_from_disparity,
+        depth_to_tensor,
+        load_depth,
+    )
     from skyclear.degrade.io import from_numpy, read_image
     from skyclear.degrade.preview import preview_grid
 
@@ -122,7 +142,7 @@ def preview(
             depth=depth_tensor,
             seed=seed,
             size=size,
-            composite=Composite(order=order),
+            composite=Composite(haze=Haze(prior=depth_prior), order=order),
         )
     except ValueError as error:
         raise click.ClickException(str(error)) from error
@@ -213,8 +233,8 @@ def _progress_bar(stage: str, total: int):  # type: ignore[no-untyped-def]
     "depth_dir",
     type=click.Path(exists=True, file_okay=False, path_type=Path),
     help="Folder of depth maps matched by relative path and stem (STEM.depth.npy or "
-    "STEM.npy in metres, STEM.png 16-bit in mm). Without it, haze uses a "
-    "flat-ground prior.",
+    "STEM.npy in metres, STEM.png 16-bit in mm). Without it, haze uses the "
+    "--depth-prior.",
 )
 @click.option(
     "--order",
@@ -223,6 +243,7 @@ def _progress_bar(stage: str, total: int):  # type: ignore[no-untyped-def]
     show_default=True,
     help="physical: haze, particles, then light and sensor; cdd11: CDD-11's order.",
 )
+@_depth_prior_option
 @click.option(
     "--test-fraction",
     type=click.FloatRange(0, 1, max_open=True),
@@ -273,6 +294,7 @@ def make_cdd11(
     workers: int,
     depth_dir: Path | None,
     order: str,
+    depth_prior: str,
     test_fraction: float,
     test_folder: str | None,
     fmt: str,
@@ -304,7 +326,7 @@ def make_cdd11(
         options = BuildOptions(
             src=str(src), size=size, tiers=chosen, variants=variants, seed=seed, order=order,
             test_fraction=test_fraction, depth_dir=None if depth_dir is None else str(depth_dir),
-            max_pixels=max_pixels, test_folder=test_folder,
+            max_pixels=max_pixels, test_folder=test_folder, depth_prior=depth_prior,
         )  # fmt: skip
         summary = build(options, store, workers=workers, shard=shard_spec, overwrite=overwrite,
                         progress=_progress_bar)  # fmt: skip

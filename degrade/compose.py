@@ -192,6 +192,9 @@ class Composite:
         batch, _, height, width = image.shape
         masks = image.new_zeros(batch, len(DEGRADATIONS), height, width)
         medium: Medium | None = None
+        if "haze" in present and depth is None:  # the prior reads the clean photo
+            haze_params = check_params(params["haze"], self.haze.param_names, batch, "Haze")
+            depth = self.haze.depth_for(image, haze_params, None)
         for name in _PHYSICAL if self.order == "physical" else _CDD11:
             if name not in present:
                 continue

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["DEGRADATIONS", "ORDERS", "TIERS"]
+__all__ = ["DEGRADATIONS", "DEPTH_PRIORS", "ORDERS", "TIERS"]
 
 #: The four degradations, in the fixed order of every mask stack.
 DEGRADATIONS: tuple[str, ...] = ("low", "haze", "rain", "snow")
@@ -24,3 +24,7 @@ TIERS: tuple[str, ...] = (
 
 #: Composition orders: ``physical`` (default) and CDD-11's original ``cdd11``.
 ORDERS: tuple[str, ...] = ("physical", "cdd11")
+
+#: Haze depth priors for photos without depth (see ``functional.haze``); the first is
+#: the default.
+DEPTH_PRIORS: tuple[str, ...] = ("ground", "uniform", "flat")

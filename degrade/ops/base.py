@@ -49,9 +49,19 @@ class Operator(abc.ABC):
     param_names: ClassVar[tuple[str, ...]]
     _BOUNDS: ClassVar[dict[str, tuple[float, float]]] = {}
     _INTEGER: ClassVar[frozenset[str]] = frozenset()
+    #: Fields that are a choice among names, not a range: ``{field: allowed names}``.
+    _CHOICES: ClassVar[dict[str, tuple[str, ...]]] = {}
 
     def __post_init__(self) -> None:
         for field in fields(self):
+            if field.name in self._CHOICES:
+                allowed = self._CHOICES[field.name]
+                if getattr(self, field.name) not in allowed:
+                    raise ValueError(
+                        f"{type(self).__name__}.{field.name} must be one of {allowed}, got "
+                        f"{getattr(self, field.name)!r}"
+                    )
+                continue
             low, high = self._BOUNDS.get(field.name, (-math.inf, math.inf))
             checked = check_range(
                 f"{type(self).__name__}.{field.name}",

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from ..names import ORDERS, TIERS
+from ..names import DEPTH_PRIORS, ORDERS, TIERS
 from ..seeding import entropy_seed
 
 __all__ = ["BuildOptions", "sample_seed", "split_of", "split_of_sources", "test_count"]
@@ -38,6 +38,7 @@ class BuildOptions:
     depth_dir: str | None = None
     max_pixels: int | None = None
     test_folder: str | None = None
+    depth_prior: str = DEPTH_PRIORS[0]
 
     def __post_init__(self) -> None:
         if not isinstance(self.size, int) or self.size < 8:
@@ -53,6 +54,8 @@ class BuildOptions:
             raise ValueError(f"seed must be an int in [0, 2**63), got {self.seed!r}")
         if self.order not in ORDERS:
             raise ValueError(f"order must be one of {ORDERS}, got {self.order!r}")
+        if self.depth_prior not in DEPTH_PRIORS:
+            raise ValueError(f"depth_prior must be one of {DEPTH_PRIORS}, got {self.depth_prior!r}")
         if not 0.0 <= self.test_fraction < 1.0:
             raise ValueError(f"test_fraction must lie in [0, 1), got {self.test_fraction!r}")
         if self.test_folder is not None:

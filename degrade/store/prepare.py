@@ -48,6 +48,7 @@ def _attributes(
         "variants": options.variants,
         "test_fraction": options.test_fraction,
         "depth": options.depth_dir is not None,
+        "depth_prior": options.depth_prior,
         "sources": sources,
         "skipped": [asdict(item) for item in skipped],
         "version": _skyclear_version(),

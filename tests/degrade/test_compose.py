@@ -109,7 +109,7 @@ def test_particles_are_hazed_by_their_distance(
     composite = Composite(
         haze=Haze(beta=(beta, beta), airlight=(grey, grey), tint=(0, 0)),
         rain=Rain(brightness=(white, white)),
-        snow=Snow(brightness=(white, white)),
+        snow=Snow(brightness=(white, white), opacity=(0.9, 0.95)),
     )
     tier = f"haze_{name}"
     params = composite.sample(tier, 2, torch.Generator().manual_seed(0))

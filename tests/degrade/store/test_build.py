@@ -55,6 +55,7 @@ def test_schema(src: Path, tmp_path: Path) -> None:
     assert attrs["tiers"] == list(TIERS) and attrs["degradations"] == list(DEGRADATIONS)
     assert attrs["sources"] == ["p0.png", "p1.png", "sub/p2.png"] and attrs["skipped"] == []
     assert attrs["size"] == SIZE and attrs["order"] == "physical" and attrs["seed"] == 0
+    assert attrs["depth_prior"] == "ground"
     expected = {
         "clean": ("uint8", (3, SIZE, SIZE, 3), (1, SIZE, SIZE, 3)),
         "degraded": ("uint8", (66, SIZE, SIZE, 3), (1, SIZE, SIZE, 3)),
@@ -491,3 +492,26 @@ def test_partial_files_of_live_or_foreign_writers_stay(tmp_path: Path) -> None:
         (tmp_path / name).write_bytes(b"")
     remove_partial_files(tmp_path)
     assert {name: (tmp_path / name).exists() for name in names} == names
+
+
+def test_the_depth_prior_is_chosen_and_recorded(src: Path, tmp_path: Path) -> None:
+    """``--depth-prior uniform``: every haze mask is flat (one distance per sample), and
+    the store says which prior made it; ``flat`` draws masks that vary down the rows."""
+    runner = CliRunner()
+    made = {}
+    for prior in ("uniform", "flat"):
+        out = tmp_path / f"{prior}.zarr"
+        args = ["make-cdd11", "--src", str(src), "--out", str(out), "--size", str(SIZE),
+                "--tiers", "haze", "--depth-prior", prior]  # fmt: skip
+        result = runner.invoke(main, args)
+        assert result.exit_code == 0, result.output
+        group = zarr.open_group(str(out), mode="r")
+        assert group.attrs["depth_prior"] == prior
+        made[prior] = group["masks"][:, 1].astype(float)
+    spread = made["uniform"].max(axis=(1, 2)) - made["uniform"].min(axis=(1, 2))
+    assert spread.max() <= 1, "uniform haze: one opacity per sample (up to rounding)"
+    rows = made["flat"].mean(axis=2)
+    assert (rows[:, 0] - rows[:, -1]).min() > 20, "flat ground: hazier at the top"
+    bad = runner.invoke(main, ["make-cdd11", "--src", str(src), "--out", str(tmp_path / "x"),
+                               "--depth-prior", "sky"])  # fmt: skip
+    assert bad.exit_code == 2 and "--depth-prior" in bad.output
