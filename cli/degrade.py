@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
+from skyclear.degrade.depth_model import DEPTH_KINDS
 from skyclear.degrade.names import DEPTH_PRIORS, ORDERS
 
 if TYPE_CHECKING:  # the store package is imported by the commands that need it
@@ -36,6 +37,42 @@ _depth_prior_option = click.option(
     "where it does not, following the photo's edges; uniform: every pixel at that "
     "distance; flat: the flat ground alone, with a hard horizon (earlier stores).",
 )
+
+
+def _depth_model_options(command: Callable[..., None]) -> Callable[..., None]:
+    """``--depth-model DIR`` and how its output becomes metres."""
+    options = [
+        click.option(
+            "--depth-model",
+            type=click.Path(exists=True, file_okay=False, path_type=Path),
+            help="Folder of a depth-estimation model saved with Hugging Face transformers "
+            "(model and image processor, e.g. Depth Anything V2 or DPT, downloaded by you; "
+            "needs skyclear[depth]). Gives depth to photos without a depth file.",
+        ),
+        click.option(
+            "--depth-kind",
+            type=click.Choice(DEPTH_KINDS),
+            help="What the model predicts: inverse (relative; larger is nearer) or metric "
+            "(metres). Default: what the model's config declares.",
+        ),
+        click.option(
+            "--depth-near",
+            type=click.FloatRange(0, min_open=True),
+            default=2.0,
+            show_default=True,
+            help="Metres of the nearest part of a photo, for inverse depth.",
+        ),
+        click.option(
+            "--depth-far",
+            type=click.FloatRange(0, min_open=True),
+            default=150.0,
+            show_default=True,
+            help="Metres of the farthest part of a photo, for inverse depth.",
+        ),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
 
 
 @main.command()
@@ -91,6 +128,7 @@ _depth_prior_option = click.option(
     help="physical: haze, particles, then light and sensor; cdd11: CDD-11's low, rain, snow, haze.",
 )
 @_depth_prior_option
+@_depth_model_options
 def preview(
     src: Path,
     out: Path,
@@ -103,6 +141,10 @@ def preview(
     size: int,
     order: str,
     depth_prior: str,
+    depth_model: Path | None,
+    depth_kind: str | None,
+    depth_near: float,
+    depth_far: float,
 ) -> None:
     """Render one PNG: the clean photo, its 11 CDD-11 tiers and their masks."""
     import numpy as np
@@ -137,6 +179,12 @@ def preview(
             depth_tensor = depth_to_tensor(depth_map)
         elif disparity:
             raise click.UsageError("--disparity needs --depth")
+        elif depth_model is not None:
+            from skyclear.degrade.depth_model import DepthModel
+            from skyclear.degrade.io import to_numpy
+
+            model = DepthModel(str(depth_model), depth_kind, depth_near, depth_far)
+            depth_tensor = depth_to_tensor(model(to_numpy(image)))
         sheet = preview_grid(
             image,
             depth=depth_tensor,
@@ -233,8 +281,8 @@ def _progress_bar(stage: str, total: int):  # type: ignore[no-untyped-def]
     "depth_dir",
     type=click.Path(exists=True, file_okay=False, path_type=Path),
     help="Folder of depth maps matched by relative path and stem (STEM.depth.npy or "
-    "STEM.npy in metres, STEM.png 16-bit in mm). Without it, haze uses the "
-    "--depth-prior.",
+    "STEM.npy in metres, STEM.png 16-bit in mm). A photo without one takes its depth "
+    "from --depth-model, else haze uses the --depth-prior; each sample records which.",
 )
 @click.option(
     "--order",
@@ -244,6 +292,7 @@ def _progress_bar(stage: str, total: int):  # type: ignore[no-untyped-def]
     help="physical: haze, particles, then light and sensor; cdd11: CDD-11's order.",
 )
 @_depth_prior_option
+@_depth_model_options
 @click.option(
     "--test-fraction",
     type=click.FloatRange(0, 1, max_open=True),
@@ -295,6 +344,10 @@ def make_cdd11(
     depth_dir: Path | None,
     order: str,
     depth_prior: str,
+    depth_model: Path | None,
+    depth_kind: str | None,
+    depth_near: float,
+    depth_far: float,
     test_fraction: float,
     test_folder: str | None,
     fmt: str,
@@ -319,7 +372,7 @@ def make_cdd11(
     if fmt != "zarr" and shard_spec != (0, 1):
         raise click.UsageError("--shard builds a Zarr store; export it with `degrade export`")
     store = out if fmt == "zarr" else out.with_name(out.name + ".zarr-staging")
-    inputs = [src, depth_dir]
+    inputs = [src, depth_dir, depth_model]
     if fmt != "zarr":
         _check_export_out(out, inputs, overwrite)
     try:
@@ -327,6 +380,8 @@ def make_cdd11(
             src=str(src), size=size, tiers=chosen, variants=variants, seed=seed, order=order,
             test_fraction=test_fraction, depth_dir=None if depth_dir is None else str(depth_dir),
             max_pixels=max_pixels, test_folder=test_folder, depth_prior=depth_prior,
+            depth_model=None if depth_model is None else str(depth_model),
+            depth_kind=depth_kind, depth_near=depth_near, depth_far=depth_far,
         )  # fmt: skip
         summary = build(options, store, workers=workers, shard=shard_spec, overwrite=overwrite,
                         progress=_progress_bar)  # fmt: skip

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from skyclear.degrade.compose import Composite
+from skyclear.degrade.depth_model import DepthModel
 from skyclear.degrade.io import from_numpy
 from skyclear.degrade.names import TIERS
 from skyclear.degrade.seeding import entropy_seed
@@ -14,8 +15,8 @@ from skyclear.degrade.store.ingest import (
     Skipped,
     find_sources,
     fit_photo,
-    load_source_depth,
     read_source,
+    source_depth,
 )
 from skyclear.degrade.store.writer import hwc_uint8, single_threaded, to_uint8
 from torch.utils.data import Dataset
@@ -46,7 +47,12 @@ class OnlineSynthesis(Dataset[Sample]):
         composite: the operators and order (default ``Composite()``).
         seed: base seed.
         repeats: passes over (photo, tier) pairs per epoch.
-        depth_dir: optional depth maps matched by stem, as make-cdd11's ``--depth``.
+        depth_dir: optional depth maps matched by stem, as make-cdd11's ``--depth``; a
+            photo without one takes its depth from ``depth_model``, else haze uses the
+            composite's depth prior.
+        depth_model: optional ``skyclear.degrade.depth_model.DepthModel`` (a local
+            transformers model), as make-cdd11's ``--depth-model``; loaded once per
+            worker process.
         uint8: yield pixels as uint8 codes (see ``as_float``), not float32.
     """
 
@@ -62,6 +68,7 @@ class OnlineSynthesis(Dataset[Sample]):
         repeats: int = 1,
         depth_dir: str | Path | None = None,
         uint8: bool = False,
+        depth_model: DepthModel | None = None,
     ) -> None:
         unknown = [tier for tier in tiers if tier not in TIERS]
         if unknown or not tiers:
@@ -77,6 +84,7 @@ class OnlineSynthesis(Dataset[Sample]):
         self.seed = seed
         self.repeats = repeats
         self.depth_dir = None if depth_dir is None else Path(depth_dir)
+        self.depth_model = depth_model
         self.epoch = 0
         self.sources, self.skipped = find_sources(self.src, size)
         if not self.sources:
@@ -102,14 +110,16 @@ class OnlineSynthesis(Dataset[Sample]):
         source = (item // len(self.tiers)) % len(self.sources)
         relative = self.sources[source]
         photo = read_source(self.src / relative, self.size)
-        depth = None
-        if self.depth_dir is not None:
-            fitted = load_source_depth(self.depth_dir, relative, photo.shape[:2], self.size)
-            depth = torch.from_numpy(fitted).view(1, 1, self.size, self.size)
         clean = fit_photo(photo, self.size)
         seed = entropy_seed(self.seed, self.epoch, source, TIERS.index(tier), item)
         generator = torch.Generator().manual_seed(seed)
         with torch.no_grad(), single_threaded():
+            fitted, _ = source_depth(
+                relative, clean, photo.shape[:2], self.depth_dir, self.depth_model
+            )
+            depth = None
+            if fitted is not None:
+                depth = torch.from_numpy(fitted).view(1, 1, self.size, self.size)
             result = self.composite(from_numpy(clean), tier, generator, depth)
         degraded = hwc_uint8(result.image[0])
         masks = to_uint8(result.masks[0])

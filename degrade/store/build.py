@@ -101,6 +101,12 @@ def build(
         raise StoreError(f"--src {src} is not a folder")
     if options.depth_dir is not None and not Path(options.depth_dir).is_dir():
         raise StoreError(f"--depth {options.depth_dir} is not a folder")
+    model = options.model
+    if model is not None:
+        try:
+            model.check()
+        except ValueError as error:
+            raise StoreError(str(error)) from error
     # Before anything is written beside the store (kept photos, the lock file). What the
     # store's folder holds is checked under the lock (``prepare_once``): a shard arriving
     # while another prepares the store would find it half made here.

@@ -13,6 +13,7 @@ import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from numpy.typing import NDArray
@@ -22,6 +23,9 @@ from ..depth import load_depth
 from ..io import UnusableImageError, read_image
 from .kept import KeptPhotos
 
+if TYPE_CHECKING:
+    from ..depth_model import DepthModel
+
 __all__ = [
     "Skipped",
     "find_depth",
@@ -30,6 +34,7 @@ __all__ = [
     "fit_photo",
     "load_source_depth",
     "read_source",
+    "source_depth",
 ]
 
 
@@ -195,3 +200,20 @@ def load_source_depth(
             f"{photo_shape[1]}x{photo_shape[0]}"
         )
     return fit_depth(depth, size)
+
+
+def source_depth(
+    source: str,
+    clean: NDArray[np.uint8],
+    photo_shape: tuple[int, int],
+    depth_dir: Path | None = None,
+    model: DepthModel | None = None,
+) -> tuple[NDArray[np.float32] | None, str]:
+    """The depth of one source at the store's size, and where it came from: its file in
+    ``depth_dir`` (``"file"``), else ``model`` run on the fitted photo ``clean``
+    (``"model"``), else none (``"prior"``: haze uses its depth prior)."""
+    if depth_dir is not None and find_depth(depth_dir, source) is not None:
+        return load_source_depth(depth_dir, source, photo_shape, clean.shape[0]), "file"
+    if model is not None:
+        return model(clean), "model"
+    return None, "prior"

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ..names import DEPTH_PRIORS, ORDERS, TIERS
 from ..seeding import entropy_seed
+
+if TYPE_CHECKING:
+    from ..depth_model import DepthModel
 
 __all__ = ["BuildOptions", "sample_seed", "split_of", "split_of_sources", "test_count"]
 
@@ -39,6 +42,10 @@ class BuildOptions:
     max_pixels: int | None = None
     test_folder: str | None = None
     depth_prior: str = DEPTH_PRIORS[0]
+    depth_model: str | None = None
+    depth_kind: str | None = None
+    depth_near: float = 2.0
+    depth_far: float = 150.0
 
     def __post_init__(self) -> None:
         if not isinstance(self.size, int) or self.size < 8:
@@ -54,6 +61,8 @@ class BuildOptions:
             raise ValueError(f"seed must be an int in [0, 2**63), got {self.seed!r}")
         if self.order not in ORDERS:
             raise ValueError(f"order must be one of {ORDERS}, got {self.order!r}")
+        if self.depth_model is not None:
+            self.model  # noqa: B018 - checks the kind, the scale and the folder
         if self.depth_prior not in DEPTH_PRIORS:
             raise ValueError(f"depth_prior must be one of {DEPTH_PRIORS}, got {self.depth_prior!r}")
         if not 0.0 <= self.test_fraction < 1.0:
@@ -70,6 +79,20 @@ class BuildOptions:
         ):
             raise ValueError(f"max_pixels must be a positive int or None, got {self.max_pixels!r}")
 
+    @property
+    def model(self) -> DepthModel | None:
+        """The depth model of ``depth_model`` (loaded on first use), or ``None``."""
+        if self.depth_model is None:
+            return None
+        from ..depth_model import DepthModel
+
+        return DepthModel(self.depth_model, self.depth_kind, self.depth_near, self.depth_far)
+
+    @property
+    def has_depth(self) -> bool:
+        """Whether the store has a ``depth`` array (depth files or a depth model)."""
+        return self.depth_dir is not None or self.depth_model is not None
+
     def recorded(self) -> dict[str, Any]:
         """The options as the store records them (paths are not part of the content)."""
         record = asdict(self)
@@ -77,6 +100,11 @@ class BuildOptions:
         record.pop("max_pixels")  # decides the sources, which are recorded themselves
         record["tiers"] = list(self.tiers)
         record["depth"] = record.pop("depth_dir") is not None
+        for key in ("depth_model", "depth_kind", "depth_near", "depth_far"):
+            record.pop(key)
+        model = self.model
+        if model is not None:
+            record["depth_model"] = model.describe()
         if record["test_folder"] is None:  # a store split by fraction records what it did
             record.pop("test_folder")
         return record

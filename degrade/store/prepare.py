@@ -47,7 +47,7 @@ def _attributes(
         "order": options.order,
         "variants": options.variants,
         "test_fraction": options.test_fraction,
-        "depth": options.depth_dir is not None,
+        "depth": options.has_depth,
         "depth_prior": options.depth_prior,
         "sources": sources,
         "skipped": [asdict(item) for item in skipped],
@@ -55,6 +55,9 @@ def _attributes(
     }
     if options.test_folder is not None:  # a store split by fraction records what it did
         attributes["test_folder"] = options.test_folder
+    model = options.model
+    if model is not None:  # what the model is and how its output became metres
+        attributes["depth_model"] = model.describe()
     return attributes
 
 
@@ -95,7 +98,7 @@ def _prepare(path: Path, options: BuildOptions, sources: list[str], skipped: lis
         "uint8",
         ["sample", "degradation", "y", "x"],
     )
-    if options.depth_dir is not None:
+    if options.has_depth:  # NaN for a source whose haze used the prior
         array("depth", (count, size, size), (1, size, size), "float16", ["source", "y", "x"])
     # Written once, here: one chunk (up to a million samples) is one file to write and to
     # read, where a chunk per source would be thousands.
@@ -113,11 +116,13 @@ def _prepare(path: Path, options: BuildOptions, sources: list[str], skipped: lis
 
 
 def _inputs(options: BuildOptions) -> list[Path | None]:
-    return [Path(options.src), None if options.depth_dir is None else Path(options.depth_dir)]
+    folders = (options.depth_dir, options.depth_model)
+    return [Path(options.src), *(None if folder is None else Path(folder) for folder in folders)]
 
 
 def check_store_apart(path: Path, options: BuildOptions) -> None:
-    """Refuse a store path that is, holds or lies inside ``--src`` or ``--depth``.
+    """Refuse a store path that is, holds or lies inside ``--src``, ``--depth`` or
+    ``--depth-model``.
 
     Raises:
         StoreError: the reason; nothing has been touched.
@@ -129,8 +134,9 @@ def check_store_apart(path: Path, options: BuildOptions) -> None:
 
 
 def check_store_path(path: Path, options: BuildOptions) -> None:
-    """Refuse a store path that is, holds or lies inside ``--src`` or ``--depth`` (through
-    symlinks too), or that holds anything but a skyclear store or an empty folder.
+    """Refuse a store path that is, holds or lies inside ``--src``, ``--depth`` or
+    ``--depth-model`` (through symlinks too), or that holds anything but a skyclear store
+    or an empty folder.
 
     Raises:
         StoreError: the reason; nothing has been touched.

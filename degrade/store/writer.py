@@ -13,7 +13,7 @@ import numpy as np
 from ..names import DEGRADATIONS
 from .chunks import SampleChunks
 from .format import sample_index
-from .ingest import fit_photo, load_source_depth, read_source
+from .ingest import fit_photo, read_source, source_depth
 from .kept import KeptPhotos
 from .options import BuildOptions, sample_seed
 
@@ -61,7 +61,8 @@ class _Writer:
         # Chunk files are written directly (``SampleChunks``); an array that must go
         # through zarr (depth) has every chunk written, even one equal to the fill value:
         # zarr would otherwise compare each chunk with it first, which costs as much.
-        images = ["clean", "degraded", "masks"] + (["depth"] if options.depth_dir else [])
+        images = ["clean", "degraded", "masks"] + (["depth"] if options.has_depth else [])
+        self.model = options.model
         self.arrays: dict[str, SampleChunks] = {}
         for name in images:
             array: Any = self.group[name]
@@ -83,14 +84,18 @@ class _Writer:
         clean, shape = self._photo(relative)
         arrays["clean"].write(index, clean[None])
         depth = None
-        if options.depth_dir is not None:
-            fitted = load_source_depth(Path(options.depth_dir), relative, shape, options.size)
+        depth_dir = None if options.depth_dir is None else Path(options.depth_dir)
+        fitted, depth_source = source_depth(relative, clean, shape, depth_dir, self.model)
+        if fitted is not None:
             # float16 ends at 65504 m; haze is opaque long before, so clip rather than fail.
             stored = np.minimum(fitted, np.float16(65504.0)).astype(np.float16)
-            arrays["depth"].write(index, stored[None])
             depth = torch.from_numpy(stored.astype(np.float32)).view(
                 1, 1, options.size, options.size
             )
+        elif options.has_depth:  # this photo's haze used the prior
+            stored = np.full((options.size, options.size), np.nan, np.float16)
+        if options.has_depth:
+            arrays["depth"].write(index, stored[None])
         # Every tier starts from the same photo in linear light: decode it once.
         linear = srgb_to_linear(from_numpy(clean))
         tiers, variants = len(options.tiers), options.variants
@@ -106,7 +111,8 @@ class _Writer:
                     params = self.composite.sample(tier, 1, generator)
                     image, mask = self.composite.apply_linear(linear, tier, params, depth)
                     batch.add(linear_to_srgb(image)[0], mask[0], present)
-                rows.append(json.dumps(_record(tier, variant, seed, params), sort_keys=True))
+                record = _record(tier, variant, seed, params, depth_source)
+                rows.append(json.dumps(record, sort_keys=True))
                 if batch.full:
                     self._flush(first + len(rows) - batch.count, batch)
         self._flush(first + len(rows) - batch.count, batch)
@@ -178,11 +184,14 @@ def hwc_uint8(image: Any, out: np.ndarray | None = None) -> np.ndarray:
     return out
 
 
-def _record(tier: str, variant: int, seed: int, params: dict[str, Any]) -> dict[str, Any]:
+def _record(
+    tier: str, variant: int, seed: int, params: dict[str, Any], depth_source: str
+) -> dict[str, Any]:
     return {
         "tier": tier,
         "variant": variant,
         "seed": seed,
+        "depth_source": depth_source,
         "params": {
             name: {key: value[0].tolist() for key, value in values.items()}
             for name, values in params.items()

@@ -133,9 +133,12 @@ def test_samples_replay_from_their_params(tmp_path: Path, order: str) -> None:
         assert np.array_equal(to_uint8(replay.masks[0]), group["masks"][m])
 
 
-def test_missing_depth_is_an_error(tmp_path: Path, src: Path) -> None:
+def test_a_depth_map_of_another_size_is_an_error(tmp_path: Path, src: Path) -> None:
+    """A photo without a depth file falls back (see test_depth_model.py); one whose file
+    does not match it is refused, never stretched."""
     (tmp_path / "depth").mkdir()
-    with pytest.raises(FileNotFoundError, match="no depth map"):
+    np.save(tmp_path / "depth" / "p0.npy", np.full((40, 64), 3.0, np.float32))
+    with pytest.raises(ValueError, match="depth is 64x40 but the photo is 64x48"):
         build(_options(src, depth_dir=str(tmp_path / "depth")), tmp_path / "d.zarr")
 
 
