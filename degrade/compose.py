@@ -1,7 +1,9 @@
 """The 11 CDD-11 tiers: which degradations a tier holds and the order they act in.
 
 Physical order (the default): scene -> atmosphere (haze) -> particles (rain or snow, seen
-through the haze between them and the camera) -> illumination and camera (low light:
+through the haze between them and the camera, and hidden behind the scene where its depth
+is given; with the haze's depth prior they lie in front of everything) -> illumination
+and camera (low light:
 gain, then sensor noise last). Illumination is applied after haze and particles because
 scattering and compositing are linear in the light: dimming the scene, the airlight and
 the particles by the same illumination field equals dimming their composite. The sensor
@@ -192,6 +194,9 @@ class Composite:
         batch, _, height, width = image.shape
         masks = image.new_zeros(batch, len(DEGRADATIONS), height, width)
         medium: Medium | None = None
+        # Particles are hidden behind the scene where its depth is known (physical order);
+        # a prior's depth is a guess about the haze, not where a wall stands.
+        scene = depth if self.order == "physical" else None
         if "haze" in present and depth is None:  # the prior reads the clean photo
             haze_params = check_params(params["haze"], self.haze.param_names, batch, "Haze")
             depth = self.haze.depth_for(image, haze_params, None)
@@ -205,7 +210,7 @@ class Composite:
                 airlight = srgb_to_linear(op_params["airlight"].to(image.device, image.dtype))
                 medium = Medium(op_params["beta"], airlight)
             elif name in ("rain", "snow") and self.order == "physical":
-                image, mask = op.apply_linear(image, op_params, medium=medium)
+                image, mask = op.apply_linear(image, op_params, medium=medium, depth=scene)
             else:
                 image, mask = op.apply_linear(image, op_params)
             masks[:, DEGRADATIONS.index(name)] = mask[:, 0]

@@ -16,7 +16,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, ImageDraw
+from labelled_grid import save_labelled
+from PIL import Image
 from skyclear.degrade import Composite, Haze
 from skyclear.degrade.io import from_numpy, to_numpy
 from skyclear.degrade.samples import load_samples
@@ -30,7 +31,6 @@ COLUMNS = (
     "low_haze_rain, flat",
     "low_haze_rain, ground",
 )
-LABEL = 16  # pixels above the tiles for the column names
 
 
 def tiles(photo: np.ndarray, index: int, width: int) -> list[np.ndarray]:
@@ -61,14 +61,7 @@ def main() -> None:
         for i, (photo, _) in enumerate(load_samples().values())
     ]
     grid = np.concatenate(rows, axis=0)
-    canvas = Image.new("RGB", (grid.shape[1], grid.shape[0] + LABEL), "white")
-    canvas.paste(Image.fromarray(grid), (0, LABEL))
-    draw = ImageDraw.Draw(canvas)
-    for column, name in enumerate(COLUMNS):
-        draw.text((column * args.width + 4, 2), name, fill="black")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    canvas.save(args.out, optimize=True)
-    print(f"wrote {args.out} ({canvas.width}x{canvas.height})")
+    save_labelled(grid, list(COLUMNS), args.width, args.out)
 
 
 if __name__ == "__main__":

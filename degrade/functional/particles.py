@@ -6,6 +6,13 @@ per-sample Python loop), which becomes opacity ``a = 1 - exp(-tau)``: overlappin
 particles of opacities ``o_i`` then combine as ``1 - prod(1 - o_i)``, as alpha
 compositing demands. Layers are composited far to near with the ``over`` operator
 ``I (1 - a) + a C`` in linear light (in closed form, see ``composite_layers``).
+
+Given the scene's depth, a layer ``z`` metres away is hidden wherever the scene is nearer:
+its optical depth is scaled by the visibility ``sigmoid((d - z) / (s z))`` (``s`` =
+``OCCLUSION_SOFTNESS``), so a streak passes behind a wall a metre away and stays in front
+of a street twenty metres away, with a soft transition where the scene's depth is close to
+the layer's; the veil likewise. Without the scene's depth every layer lies in front of
+everything.
 """
 
 from __future__ import annotations
@@ -21,8 +28,11 @@ from torch import Tensor
 from . import counter_rng
 
 _LOG2_E = 1.0 / math.log(2.0)
+#: Width of the transition from hidden to seen, as a fraction of the layer's distance.
+OCCLUSION_SOFTNESS = 0.1
 
 __all__ = [
+    "OCCLUSION_SOFTNESS",
     "Medium",
     "Slots",
     "composite_layers",
@@ -33,6 +43,7 @@ __all__ = [
     "segments",
     "splat",
     "splat_planes",
+    "visibility",
 ]
 
 
@@ -301,17 +312,19 @@ def composite_layers(
         tau: ``(B, L, H, W)`` optical depth of each layer, nearest first; consumed (the
             transmittances are computed in its memory).
         colours: ``(B, L, 3)`` linear colour of each layer.
-        veil: ``(B,)`` veil opacity.
+        veil: ``(B,)`` veil opacity, or ``(B, 1, H, W)`` where it varies (hidden in part).
         veil_colour: ``(B, 3)`` linear veil colour.
     """
     batch, layers, height, width = tau.shape
     colours = colours.to(device=x.device, dtype=x.dtype)
-    clear = per_sample(1.0 - veil, x).view(-1, 1, 1, 1)
-    veil_light = per_sample(veil, x) * veil_colour.to(device=x.device, dtype=x.dtype)
+    veil_colour = veil_colour.to(device=x.device, dtype=x.dtype).view(batch, 3, 1, 1)
+    if veil.ndim == 1:
+        veil = per_sample(veil, x).view(-1, 1, 1, 1)
+    clear = 1.0 - veil
+    offset = veil * veil_colour - colours[:, -1].view(batch, 3, 1, 1)
     # exp(-s) as exp2(-s log2 e): exp2 costs a third of exp on a CPU.
     transmit = (tau.cumsum_(1) if layers > 1 else tau).mul_(-_LOG2_E).exp2_()
     last = transmit[:, layers - 1 : layers]
-    offset = (veil_light - colours[:, -1]).view(batch, 3, 1, 1)
     image = torch.mul(x, clear).add_(offset).mul_(last)
     if layers > 1:
         steps = (colours[:, 1:] - colours[:, :-1]).transpose(1, 2)  # (B, 3, L - 1)
@@ -319,6 +332,12 @@ def composite_layers(
         image.view(batch, 3, height * width).baddbmm_(steps, nearer)
     image.add_(colours[:, 0].view(batch, 3, 1, 1))
     return image, last.mul(clear).neg_().add_(1.0)
+
+
+def visibility(scene: Tensor, distance: float) -> Tensor:
+    """How much of a layer ``distance`` metres away is seen in front of a scene at depth
+    ``scene`` ``(B, 1, H, W)``: ``sigmoid((d - z) / (OCCLUSION_SOFTNESS z))``."""
+    return torch.sigmoid((scene - distance) / (OCCLUSION_SOFTNESS * distance))
 
 
 def composite_particles(
@@ -329,20 +348,29 @@ def composite_particles(
     brightness: Tensor,
     veil: Tensor,
     medium: Medium | None,
+    scene: Tensor | None = None,
 ) -> tuple[Tensor, Tensor]:
     """Composite grey particle layers ``distances`` metres away (nearest first) and their
     veil over ``x``; return ``(image, mask)``.
 
     ``depth(apart)`` gives the layers' optical depth, ``(B, L, H, W)`` if ``apart``, else
     summed into ``(B, 1, H, W)``. Through a ``medium`` each layer has its own colour; in
-    clear air all have ``brightness``, and the summed map is all that is needed.
+    clear air all have ``brightness``, and the summed map is all that is needed. Given the
+    ``scene``'s depth ``(B, 1, H, W)`` in metres, each layer and the veil are hidden where
+    the scene is nearer (``visibility``).
     """
-    apart = medium is not None
+    apart = medium is not None or scene is not None
     colour = brightness.to(device=x.device, dtype=x.dtype).view(-1, 1).expand(-1, 3)
     near = distances if apart else distances[:1]
     colours = torch.stack([layer_colour(colour, d, medium, x) for d in near], dim=1)
     veil_colour = layer_colour(colour, veil_distance, medium, x)
-    return composite_layers(x, depth(apart), colours, veil, veil_colour)
+    tau = depth(apart)
+    if scene is not None:
+        scene = scene.to(device=x.device, dtype=x.dtype)
+        seen = torch.cat([visibility(scene, d) for d in distances], dim=1)
+        tau = tau.mul_(seen)
+        veil = per_sample(veil, x).view(-1, 1, 1, 1) * visibility(scene, veil_distance)
+    return composite_layers(x, tau, colours, veil, veil_colour)
 
 
 def layer_colour(colour: Tensor, depth_m: float, medium: Medium | None, like: Tensor) -> Tensor:

@@ -182,6 +182,7 @@ def rain(
     veil: Tensor,
     seed: Tensor,
     medium: Medium | None = None,
+    scene: Tensor | None = None,
 ) -> tuple[Tensor, Tensor]:
     """Rain over a linear image ``x`` ``(B, 3, H, W)``.
 
@@ -189,6 +190,8 @@ def rain(
         brightness: ``(B,)`` linear radiance of streaks and veil (a grey).
         veil: ``(B,)`` veil opacity in [0, 1).
         medium: haze between camera and drops, or ``None`` for clear air.
+        scene: ``(B, 1, H, W)`` depth of the scene in metres: layers behind it are hidden
+            (``particles.visibility``); ``None``: every layer in front of the scene.
         Others: as in ``streak_opacity``.
 
     Returns:
@@ -203,4 +206,4 @@ def rain(
         )
 
     distances = [distance for _, distance in RAIN_LAYERS]
-    return composite_particles(x, depth, distances, _VEIL_DISTANCE, brightness, veil, medium)
+    return composite_particles(x, depth, distances, _VEIL_DISTANCE, brightness, veil, medium, scene)

@@ -181,6 +181,7 @@ def snow(
     veil: Tensor,
     seed: Tensor,
     medium: Medium | None = None,
+    scene: Tensor | None = None,
 ) -> tuple[Tensor, Tensor]:
     """Snow over a linear image ``x`` ``(B, 3, H, W)``.
 
@@ -188,6 +189,8 @@ def snow(
         brightness: ``(B,)`` linear radiance of flakes and veil (a grey).
         veil: ``(B,)`` veil opacity in [0, 1).
         medium: haze between camera and flakes, or ``None`` for clear air.
+        scene: ``(B, 1, H, W)`` depth of the scene in metres: layers behind it are hidden
+            (``particles.visibility``); ``None``: every layer in front of the scene.
         Others: as in ``flake_opacity``.
 
     Returns:
@@ -202,4 +205,4 @@ def snow(
         )
 
     distances = [distance for _, distance in SNOW_LAYERS]
-    return composite_particles(x, depth, distances, _VEIL_DISTANCE, brightness, veil, medium)
+    return composite_particles(x, depth, distances, _VEIL_DISTANCE, brightness, veil, medium, scene)

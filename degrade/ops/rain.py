@@ -19,8 +19,9 @@ class Rain(Operator):
     """Rain: motion-blurred streaks in three depth layers, and an optional veil.
 
     Sizes are in pixels of the image as given and describe the nearest layer; farther
-    layers are scaled down (see ``functional.rain``). Context: ``medium``, the haze
-    between camera and drops (set by the tier composition).
+    layers are scaled down (see ``functional.rain``). Contexts: ``medium``, the haze
+    between camera and drops (set by the tier composition); ``depth``, the scene's depth
+    in metres ``(B, 1, H, W)``: layers behind the scene are hidden.
 
     Args:
         density: streaks per megapixel in the nearest layer; 0 turns streaks off.
@@ -71,7 +72,7 @@ class Rain(Operator):
         return {name: draw.uniform(getattr(self, name)) for name in self.param_names[:-1]}
 
     def apply_linear(self, x: Tensor, params: Params, **context: Any) -> tuple[Tensor, Tensor]:
-        medium = particle_context("Rain", context)
+        medium, scene = particle_context("Rain", context, x)
         return rain(
             x,
             params["density"],
@@ -83,4 +84,5 @@ class Rain(Operator):
             params["veil"],
             params["seed"],
             medium,
+            scene,
         )

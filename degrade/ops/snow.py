@@ -19,8 +19,9 @@ class Snow(Operator):
     """Snow: soft flakes in three depth layers, motion blur, and an optional veil.
 
     Sizes are in pixels of the image as given and describe the nearest layer; farther
-    layers hold smaller, denser, fainter flakes (see ``functional.snow``). Context:
-    ``medium``, the haze between camera and flakes (set by the tier composition).
+    layers hold smaller, denser, fainter flakes (see ``functional.snow``). Contexts:
+    ``medium``, the haze between camera and flakes (set by the tier composition);
+    ``depth``, the scene's depth in metres ``(B, 1, H, W)``: layers behind it are hidden.
 
     Args:
         density: flakes per megapixel in the nearest layer; 0 turns flakes off.
@@ -65,7 +66,7 @@ class Snow(Operator):
         return {name: draw.uniform(getattr(self, name)) for name in self.param_names[:-1]}
 
     def apply_linear(self, x: Tensor, params: Params, **context: Any) -> tuple[Tensor, Tensor]:
-        medium = particle_context("Snow", context)
+        medium, scene = particle_context("Snow", context, x)
         return snow(
             x,
             params["density"],
@@ -77,4 +78,5 @@ class Snow(Operator):
             params["veil"],
             params["seed"],
             medium,
+            scene,
         )

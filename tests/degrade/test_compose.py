@@ -20,6 +20,7 @@ from skyclear.degrade import (
     srgb_to_linear,
 )
 from skyclear.degrade.functional import RAIN_LAYERS, SNOW_LAYERS
+from skyclear.degrade.functional.rain import streak_opacity
 
 
 def test_tiers_are_cdd11s_in_order() -> None:
@@ -151,3 +152,58 @@ def test_composite_gradients(image: torch.Tensor) -> None:
     x = image.clone().requires_grad_(True)
     degrade_tier(x, "low_haze_rain", torch.Generator().manual_seed(0)).image.sum().backward()
     assert x.grad is not None and torch.isfinite(x.grad).all() and x.grad.abs().sum() > 0
+
+
+def _wall(image: torch.Tensor, near: float = 0.5, far: float = 1000.0) -> torch.Tensor:
+    """A scene ``near`` metres away on the left half, ``far`` on the right."""
+    depth = torch.full((1, 1, *image.shape[-2:]), far)
+    depth[..., : image.shape[-1] // 2] = near
+    return depth
+
+
+@pytest.mark.parametrize("name", ["rain", "snow"])
+def test_particles_hide_behind_a_scene_nearer_than_them(image: torch.Tensor, name: str) -> None:
+    """Every layer (1.5 m and beyond) and the veil pass behind a wall half a metre away and
+    show in front of a scene a kilometre away as they do without depth; the mask follows."""
+    op = Rain(opacity=(0.45, 0.5)) if name == "rain" else Snow(opacity=(0.9, 0.95))
+    params = op.sample(2, torch.Generator().manual_seed(0))
+    free = op.apply(image, params)
+    far = op.apply(image, params, depth=torch.full((1, 1, *image.shape[-2:]), 1000.0))
+    torch.testing.assert_close(far.mask, free.mask, atol=1e-5, rtol=0)
+    torch.testing.assert_close(far.image, free.image, atol=1e-5, rtol=0)
+    walled = op.apply(image, params, depth=_wall(image))
+    half = image.shape[-1] // 2
+    assert free.mask[..., :half].max() > 0.3, "the particles are there without the wall"
+    assert walled.mask[..., :half].max() < 0.01, "behind the wall they are hidden"
+    torch.testing.assert_close(walled.image[..., :half], image[..., :half], atol=1 / 255, rtol=0)
+    torch.testing.assert_close(walled.mask[..., half:], free.mask[..., half:], atol=1e-5, rtol=0)
+
+
+def test_a_layer_between_near_and_far_scene_shows_only_where_the_scene_is_farther() -> None:
+    """A scene at 3 m: the nearest rain layer (2 m) shows, the 4 and 8 m ones do not, so
+    the mask is the nearest layer's alone; soft, not cut, when the scene is at the layer."""
+    x = torch.full((1, 3, 64, 96), 0.2)
+    op = Rain(opacity=(0.45, 0.45), veil=(0.0, 0.0))
+    params = op.sample(1, torch.Generator().manual_seed(3))
+    at_three = op.apply(x, params, depth=torch.full((1, 1, 64, 96), 3.0)).mask
+    nearest = streak_opacity(params["seed"], *(params[k] for k in (
+        "density", "length", "width", "angle", "opacity")), (64, 96), 0, torch.float32)  # fmt: skip
+    torch.testing.assert_close(at_three, nearest, atol=0.05, rtol=0)
+    free = op.apply(x, params).mask
+    assert float(free.sum()) > 1.3 * float(at_three.sum()), "the far layers are gone"
+    at_layer = op.apply(x, params, depth=torch.full((1, 1, 64, 96), 2.0)).mask
+    assert 0.3 < float(at_layer.sum() / nearest.sum()) < 0.7, "half seen at its own depth"
+
+
+def test_a_composite_hides_particles_behind_known_depth_only(image: torch.Tensor) -> None:
+    """With the scene's depth given, the rain of ``haze_rain`` is hidden behind the wall
+    and its mask says so; with the haze's prior (no depth given) nothing hides it."""
+    composite = Composite()
+    params = composite.sample("haze_rain", 2, torch.Generator().manual_seed(1))
+    half = image.shape[-1] // 2
+    given = composite.apply(image, "haze_rain", params, depth=_wall(image)).masks
+    guessed = composite.apply(image, "haze_rain", params).masks
+    assert given[:, 2, :, :half].max() < 0.01 and given[:, 2, :, half:].max() > 0.3
+    assert guessed[:, 2, :, :half].max() > 0.3
+    cdd = Composite(order="cdd11").apply(image, "haze_rain", params, depth=_wall(image)).masks
+    assert cdd[:, 2, :, :half].max() > 0.3, "CDD-11's order composites rain in clear air"

@@ -68,8 +68,10 @@ def test_bad_params_are_refused(image: torch.Tensor) -> None:
 
 
 def test_unknown_context_is_refused(image: torch.Tensor) -> None:
-    with pytest.raises(TypeError, match="context"):
-        Rain()(image, depth=torch.ones(1, 1, 48, 64))
+    with pytest.raises(TypeError, match="only the contexts 'medium' and 'depth'"):
+        Rain()(image, fog=torch.ones(1, 1, 48, 64))
+    with pytest.raises(ValueError, match="depth has spatial size"):
+        Snow()(image, depth=torch.ones(1, 1, 40, 64))
     with pytest.raises(TypeError, match="context"):
         LowLight()(image, depth=torch.ones(1, 1, 48, 64))
     with pytest.raises(TypeError, match="only the context 'depth'"):
