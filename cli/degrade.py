@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 import click
 from skyclear.degrade.depth_model import DEPTH_KINDS
 from skyclear.degrade.names import DEPTH_PRIORS, ORDERS
+from skyclear.degrade.presets import PRESETS
 
 if TYPE_CHECKING:  # the store package is imported by the commands that need it
     from skyclear.degrade.store import Skipped
@@ -27,16 +28,37 @@ def main() -> None:
     """
 
 
-_depth_prior_option = click.option(
-    "--depth-prior",
-    type=click.Choice(DEPTH_PRIORS),
-    default=DEPTH_PRIORS[0],
-    show_default=True,
-    help="Haze depth for a photo without a depth map. ground: flat ground with a soft "
-    "horizon where the photo looks open (a smooth top, such as sky), a declared distance "
-    "where it does not, following the photo's edges; uniform: every pixel at that "
-    "distance; flat: the flat ground alone, with a hard horizon (earlier stores).",
-)
+def _operator_options(command: Callable[..., None]) -> Callable[..., None]:
+    """``--preset``, ``--order`` and ``--depth-prior``: which operators, in which order."""
+    options = [
+        click.option(
+            "--preset",
+            type=click.Choice(PRESETS),
+            default=PRESETS[0],
+            show_default=True,
+            help="Operator ranges. physical: skyclear's physical defaults; cdd11: the "
+            "severity of CDD-11's own synthesis (its order, lighter haze, Gaussian-like "
+            "noise, denser rain), calibrated in docs/physics.md.",
+        ),
+        click.option(
+            "--order",
+            type=click.Choice(ORDERS),
+            help="physical: haze, particles, then light and sensor; cdd11: CDD-11's low, "
+            "rain, snow, haze. Default: the preset's (physical, cdd11).",
+        ),
+        click.option(
+            "--depth-prior",
+            type=click.Choice(DEPTH_PRIORS),
+            help="Haze depth for a photo without a depth map. ground: flat ground with a "
+            "soft horizon where the photo looks open (a smooth top, such as sky), a "
+            "declared distance where it does not, following the photo's edges; uniform: "
+            "every pixel at that distance; flat: the flat ground alone, with a hard horizon "
+            "(earlier stores). Default: the preset's (ground, uniform).",
+        ),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
 
 
 def _depth_model_options(command: Callable[..., None]) -> Callable[..., None]:
@@ -120,14 +142,7 @@ def _depth_model_options(command: Callable[..., None]) -> Callable[..., None]:
     show_default=True,
     help="Longer side of each thumbnail, pixels.",
 )
-@click.option(
-    "--order",
-    type=click.Choice(ORDERS),
-    default="physical",
-    show_default=True,
-    help="physical: haze, particles, then light and sensor; cdd11: CDD-11's low, rain, snow, haze.",
-)
-@_depth_prior_option
+@_operator_options
 @_depth_model_options
 def preview(
     src: Path,
@@ -139,8 +154,9 @@ def preview(
     doffs: float,
     seed: int,
     size: int,
-    order: str,
-    depth_prior: str,
+    preset: str,
+    order: str | None,
+    depth_prior: str | None,
     depth_model: Path | None,
     depth_kind: str | None,
     depth_near: float,
@@ -148,14 +164,9 @@ def preview(
 ) -> None:
     """Render one PNG: the clean photo, its 11 CDD-11 tiers and their masks."""
     import numpy as np
-    from skyclear.degrade import (
-        Composite,
-        Haze,
-        depth_from_disparity,
-        depth_to_tensor,
-        load_depth,
-    )
+    from skyclear.degrade import depth_from_disparity, depth_to_tensor, load_depth
     from skyclear.degrade.io import from_numpy, read_image
+    from skyclear.degrade.presets import preset as composite_of
     from skyclear.degrade.preview import preview_grid
 
     try:
@@ -190,7 +201,7 @@ def preview(
             depth=depth_tensor,
             seed=seed,
             size=size,
-            composite=Composite(haze=Haze(prior=depth_prior), order=order),
+            composite=composite_of(preset, depth_prior, order),
         )
     except ValueError as error:
         raise click.ClickException(str(error)) from error
@@ -284,14 +295,7 @@ def _progress_bar(stage: str, total: int):  # type: ignore[no-untyped-def]
     "STEM.npy in metres, STEM.png 16-bit in mm). A photo without one takes its depth "
     "from --depth-model, else haze uses the --depth-prior; each sample records which.",
 )
-@click.option(
-    "--order",
-    type=click.Choice(ORDERS),
-    default="physical",
-    show_default=True,
-    help="physical: haze, particles, then light and sensor; cdd11: CDD-11's order.",
-)
-@_depth_prior_option
+@_operator_options
 @_depth_model_options
 @click.option(
     "--test-fraction",
@@ -342,8 +346,9 @@ def make_cdd11(
     seed: int,
     workers: int,
     depth_dir: Path | None,
-    order: str,
-    depth_prior: str,
+    preset: str,
+    order: str | None,
+    depth_prior: str | None,
     depth_model: Path | None,
     depth_kind: str | None,
     depth_near: float,
@@ -379,7 +384,7 @@ def make_cdd11(
         options = BuildOptions(
             src=str(src), size=size, tiers=chosen, variants=variants, seed=seed, order=order,
             test_fraction=test_fraction, depth_dir=None if depth_dir is None else str(depth_dir),
-            max_pixels=max_pixels, test_folder=test_folder, depth_prior=depth_prior,
+            max_pixels=max_pixels, test_folder=test_folder, depth_prior=depth_prior, preset=preset,
             depth_model=None if depth_model is None else str(depth_model),
             depth_kind=depth_kind, depth_near=depth_near, depth_far=depth_far,
         )  # fmt: skip

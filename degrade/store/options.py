@@ -9,9 +9,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..names import DEPTH_PRIORS, ORDERS, TIERS
+from ..presets import PRESETS, preset, preset_defaults
 from ..seeding import entropy_seed
 
 if TYPE_CHECKING:
+    from ..compose import Composite
     from ..depth_model import DepthModel
 
 __all__ = ["BuildOptions", "sample_seed", "split_of", "split_of_sources", "test_count"]
@@ -36,12 +38,13 @@ class BuildOptions:
     tiers: tuple[str, ...] = TIERS
     variants: int = 1
     seed: int = 0
-    order: str = "physical"
+    order: str | None = None
     test_fraction: float = 0.1
     depth_dir: str | None = None
     max_pixels: int | None = None
     test_folder: str | None = None
-    depth_prior: str = DEPTH_PRIORS[0]
+    depth_prior: str | None = None
+    preset: str = PRESETS[0]
     depth_model: str | None = None
     depth_kind: str | None = None
     depth_near: float = 2.0
@@ -59,6 +62,14 @@ class BuildOptions:
             raise ValueError(f"variants must be an int >= 1, got {self.variants!r}")
         if not isinstance(self.seed, int) or not 0 <= self.seed < 2**63:
             raise ValueError(f"seed must be an int in [0, 2**63), got {self.seed!r}")
+        if self.preset not in PRESETS:
+            raise ValueError(f"preset must be one of {PRESETS}, got {self.preset!r}")
+        # The preset's order and depth prior unless given.
+        order, prior = preset_defaults(self.preset)
+        if self.order is None:
+            object.__setattr__(self, "order", order)
+        if self.depth_prior is None:
+            object.__setattr__(self, "depth_prior", prior)
         if self.order not in ORDERS:
             raise ValueError(f"order must be one of {ORDERS}, got {self.order!r}")
         if self.depth_model is not None:
@@ -78,6 +89,11 @@ class BuildOptions:
             not isinstance(self.max_pixels, int) or self.max_pixels < 1
         ):
             raise ValueError(f"max_pixels must be a positive int or None, got {self.max_pixels!r}")
+
+    def composite(self) -> Composite:
+        """The operators the store is made with: the preset's, in ``order``, with
+        ``depth_prior``."""
+        return preset(self.preset, self.depth_prior, self.order)
 
     @property
     def model(self) -> DepthModel | None:

@@ -44,6 +44,7 @@ def _attributes(
         "degradations": list(DEGRADATIONS),
         "seed": options.seed,
         "size": options.size,
+        "preset": options.preset,
         "order": options.order,
         "variants": options.variants,
         "test_fraction": options.test_fraction,

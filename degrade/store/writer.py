@@ -46,18 +46,12 @@ class _Writer:
     def __init__(self, path: Path, options: BuildOptions, keep: KeptPhotos | None) -> None:
         import zarr
 
-        from ..compose import Composite
-        from ..ops.haze import Haze
-
         self.options = options
         self.keep = keep
         self.group: Any = zarr.open_group(store=str(path), mode="r+")
         attrs: dict[str, Any] = dict(self.group.attrs)
         self.sources: list[str] = [str(name) for name in attrs["sources"]]
-        self.composite = Composite(
-            haze=Haze(prior=options.depth_prior),
-            order=options.order,  # type: ignore[arg-type]
-        )
+        self.composite = options.composite()
         # Chunk files are written directly (``SampleChunks``); an array that must go
         # through zarr (depth) has every chunk written, even one equal to the fill value:
         # zarr would otherwise compare each chunk with it first, which costs as much.
