@@ -37,8 +37,8 @@ demo: install
 		if [ -f $(DEMO)/samples/depth/$$name.npy ]; then depth="--depth $(DEMO)/samples/depth/$$name.npy"; fi; \
 		$(VENV)/bin/degrade preview --src $$image $$depth --out $(DEMO)/previews/$$name.png || exit 1; \
 	done
-	$(VENV)/bin/degrade make-cdd11 --src $(DEMO)/samples/photos --out $(DEMO)/cdd11.zarr \
-		--size 256 --variants 4 --workers 2 --test-fraction 0.2
+	$(VENV)/bin/degrade make-cdd11 --src $(DEMO)/samples/photos --depth $(DEMO)/samples/depth \
+		--out $(DEMO)/cdd11.zarr --size 256 --variants 4 --workers 2 --test-fraction 0.2
 	@if [ -f $(DEMO)/run/last.pt ]; then \
 		$(VENV)/bin/restore train --data $(DEMO)/cdd11.zarr --out $(DEMO)/run --resume; \
 	else \

@@ -107,6 +107,11 @@ def selectivity(alpha: Tensor, maps: Tensor, presence: Tensor | None = None) -> 
     return ratios
 
 
+#: A mask whose values span less than this is uniform: it says nothing of where a
+#: degradation is, so pixel selectivity is undefined for it.
+_UNIFORM_SPAN = 0.05
+
+
 def pixel_selectivity(
     alpha: Tensor,
     maps: Tensor,
@@ -126,8 +131,10 @@ def pixel_selectivity(
     masks of streaks and flakes, whose opacity is rarely above 0.5, it still has a value
     where a hard threshold would find no pixel inside. With ``threshold`` the pixels are
     split hard instead: inside where ``M_i > threshold``. A degradation qualifies when it is
-    present and its mask has weight both inside and outside (at least one pixel's worth of
-    each); ``per_degradation`` is the ratio ``(B, 4)``, NaN where it does not qualify, and
+    present, its mask has weight both inside and outside (at least one pixel's worth of
+    each) and varies over the image (by ``_UNIFORM_SPAN`` at least: the weighted ratio of
+    a uniform mask, such as uniform haze over a close-up, is 1 whatever the router);
+    ``per_degradation`` is the ratio ``(B, 4)``, NaN where it does not qualify, and
     ``inside_over_outside`` its mean over the qualifying degradations of each image,
     ``(B,)``, NaN where none does. Float64, the denominator clamped at 1e-12. A router
     that weighs every pixel alike scores 1.
@@ -164,7 +171,8 @@ def pixel_selectivity(
     mean_outside = (effective * outside).sum(dim=(2, 3)) / weight_outside.clamp_min(1e-12)
     ratio = mean_inside / mean_outside.clamp_min(1e-12)
     present = presence.to(ratio.device).double() > 0.5
-    qualifies = present & (weight_inside >= 1) & (weight_outside >= 1)
+    span = truth.amax(dim=(2, 3)) - truth.amin(dim=(2, 3))
+    qualifies = present & (weight_inside >= 1) & (weight_outside >= 1) & (span >= _UNIFORM_SPAN)
     per_degradation = torch.where(qualifies, ratio, torch.full_like(ratio, math.nan))
     return {
         "inside_over_outside": per_degradation.nanmean(dim=1),

@@ -44,8 +44,12 @@ def image() -> torch.Tensor:
 
 @pytest.fixture(scope="session")
 def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A make-cdd11 store: three 32x32 photos in all 11 tiers, one in the test split."""
+    """A make-cdd11 store: three 32x32 photos in all 11 tiers, one in the test split. The
+    photos are smooth gradients, which the ground prior takes for close-ups (uniform
+    haze); the flat prior gives haze masks that vary over the image, as routing scores
+    need."""
     root = tmp_path_factory.mktemp("store")
     write_photos(root / "src", count=3)
-    build(BuildOptions(src=str(root / "src"), size=32, test_fraction=0.34), root / "d.zarr")
+    options = BuildOptions(src=str(root / "src"), size=32, test_fraction=0.34, depth_prior="flat")
+    build(options, root / "d.zarr")
     return root / "d.zarr"

@@ -134,6 +134,22 @@ def test_pixel_selectivity_weighs_soft_masks() -> None:
     assert math.isnan(float(hard))
 
 
+def test_pixel_selectivity_is_undefined_for_a_uniform_mask() -> None:
+    """Uniform haze (a close-up behind a hazy street) has a mask of one value: weighted by
+    it, inside and outside are the same pixels in the same proportion and the ratio is 1
+    for any router, so it is left undefined rather than reported as 1."""
+    masks = torch.zeros(1, 4, 4, 4)
+    masks[:, 1] = 0.6
+    maps = torch.full((1, 4, 4, 4), 0.1)
+    maps[:, 1, 0] = 1.0
+    haze = torch.tensor([[0.0, 1.0, 0.0, 0.0]])
+    ratios = pixel_selectivity(torch.ones(1, 4), maps, masks, haze)["per_degradation"]
+    assert math.isnan(float(ratios[0, 1]))
+    masks[:, 1, 0] = 0.7  # a little structure: defined again
+    ratios = pixel_selectivity(torch.ones(1, 4), maps, masks, haze)["per_degradation"]
+    assert float(ratios[0, 1]) > 1
+
+
 def test_mask_and_presence_scores() -> None:
     masks = torch.zeros(1, 4, 4, 4)
     masks[:, 1, :2] = 1.0
