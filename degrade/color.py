@@ -5,20 +5,22 @@ light. Both directions follow IEC 61966-2-1 exactly. The forward pass is written
 branch-free and in place: the piecewise curve equals
 ``power(max(x, k)) + slope * (min(x, k) - k)`` because the two pieces meet at the knee
 ``k`` (to within 3e-8: the standard's constants are rounded). That avoids a ``where`` and
-all but two temporaries; this conversion is the largest fixed cost of every operator on a
-CPU. Powers are taken as ``exp2(g * log2(x))``: ``exp2`` costs a third of ``exp``. The
-gradient is given in closed form by a small autograd function so that the in-place
+all but two temporaries, one of which (the toe) is a buffer each thread reuses; this
+conversion is the largest fixed cost of every operator on a CPU. Powers are taken as
+``exp2(g * log2(x))``: ``exp2`` costs a third of ``exp``. The gradient is given in closed
+form by a small autograd function so that the in-place
 forward stays differentiable.
 """
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import torch
 from torch import Tensor
 
-__all__ = ["linear_to_srgb", "srgb_to_linear", "srgb_to_linear_scalar"]
+__all__ = ["encode_image", "linear_to_srgb", "srgb_to_linear", "srgb_to_linear_scalar"]
 
 _SRGB_KNEE = 0.04045  # encoded value where the linear toe meets the power segment
 _LINEAR_KNEE = 0.0031308  # the same point in linear light (0.04045 / 12.92)
@@ -27,16 +29,38 @@ _OFFSET = 0.055
 _GAMMA = 2.4
 
 
+_SCRATCH = threading.local()
+
+
+def _toe(x: Tensor, knee: float) -> Tensor:
+    """``min(x, knee) - knee`` in a buffer this thread reuses while the shape, dtype,
+    layout and device stay the same: a fresh buffer of an image's size costs a page fault
+    per 4 KiB on its first write wherever the allocator hands large blocks back to the
+    system (glibc's default), which cost more than the arithmetic. The result is
+    consumed before the next call of this thread overwrites it."""
+    held: Tensor | None = getattr(_SCRATCH, "buffer", None)
+    if (
+        held is None
+        or held.shape != x.shape
+        or held.stride() != x.stride()
+        or held.dtype != x.dtype
+        or held.device != x.device
+    ):
+        held = torch.empty_like(x)
+        _SCRATCH.buffer = held
+    return torch.clamp_max(x, knee, out=held).sub_(knee)
+
+
 def _decode(x: Tensor) -> Tensor:
     power = x.clamp_min(_SRGB_KNEE).add_(_OFFSET).mul_(1.0 / (1.0 + _OFFSET))
     power = power.log2_().mul_(_GAMMA).exp2_()
-    return power.add_(x.clamp_max(_SRGB_KNEE).sub_(_SRGB_KNEE), alpha=1.0 / _TOE_SLOPE)
+    return power.add_(_toe(x, _SRGB_KNEE), alpha=1.0 / _TOE_SLOPE)
 
 
 def _encode(x: Tensor) -> Tensor:
     power = x.clamp_min(_LINEAR_KNEE).log2_().mul_(1.0 / _GAMMA).exp2_()
     power = power.mul_(1.0 + _OFFSET).sub_(_OFFSET)
-    return power.add_(x.clamp_max(_LINEAR_KNEE).sub_(_LINEAR_KNEE), alpha=_TOE_SLOPE)
+    return power.add_(_toe(x, _LINEAR_KNEE), alpha=_TOE_SLOPE)
 
 
 class _Decode(torch.autograd.Function):
@@ -99,6 +123,13 @@ def linear_to_srgb(x: Tensor) -> Tensor:
     if x.requires_grad and torch.is_grad_enabled():
         return _Encode.apply(x)
     return _encode(x)
+
+
+def encode_image(x: Tensor) -> Tensor:
+    """``linear_to_srgb(x).clamp(0, 1)``: a linear image back to sRGB values in [0, 1],
+    clamped in place (one image-sized tensor fewer) where no gradient is taken."""
+    encoded = linear_to_srgb(x)
+    return encoded.clamp(0.0, 1.0) if encoded.requires_grad else encoded.clamp_(0.0, 1.0)
 
 
 def srgb_to_linear_scalar(value: float) -> float:

@@ -26,7 +26,7 @@ import torch
 from torch import Tensor
 
 from ._validate import check_image, check_params
-from .color import linear_to_srgb, srgb_to_linear
+from .color import encode_image, srgb_to_linear
 from .functional.particles import Medium
 from .names import DEGRADATIONS, ORDERS, TIERS
 from .ops.base import Operator, Params
@@ -181,7 +181,7 @@ class Composite:
     ) -> TierResult:
         linear = srgb_to_linear(_single_or_double(x))
         image, masks = self._degrade_linear(linear, present, params, depth)
-        image = linear_to_srgb(image).clamp(0.0, 1.0)
+        image = encode_image(image)
         return TierResult(image.to(x.dtype), masks.to(x.dtype), params, tier)
 
     def _degrade_linear(

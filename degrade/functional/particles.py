@@ -277,7 +277,7 @@ def splat_planes(
         grid_h, grid_w = grids[k]
         grid = buffer[starts[k] : starts[k + 1]].view(planes, 1, grid_h + 2, grid_w + 2)
         grid = grid[:, :, 1 : grid_h + 1, 1 : grid_w + 1]
-        total = grid if total is None else _upsample2(total, (grid_h, grid_w)) + grid
+        total = grid if total is None else _upsample2(total, (grid_h, grid_w)).add_(grid)
     assert total is not None
     for level_index in reversed(range(lowest)):
         total = _upsample2(

@@ -11,7 +11,7 @@ import torch
 from torch import Tensor
 
 from .._validate import check_image, check_params, check_range
-from ..color import linear_to_srgb, srgb_to_linear
+from ..color import encode_image, srgb_to_linear
 from ..functional.counter_rng import MAX_SEED
 
 __all__ = ["OpResult", "Operator", "Params", "Range"]
@@ -142,7 +142,7 @@ class Operator(abc.ABC):
         # float32 and hand back the caller's dtype.
         work = x.float() if x.dtype in _HALF else x
         image, mask = self.apply_linear(srgb_to_linear(work), params, **context)
-        image = linear_to_srgb(image).clamp(0.0, 1.0)
+        image = encode_image(image)
         return OpResult(image.to(x.dtype), mask.to(x.dtype), params)
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import torch
 from skyclear.degrade import linear_to_srgb, srgb_to_linear
 from skyclear.degrade.color import srgb_to_linear_scalar
@@ -49,3 +51,21 @@ def test_input_untouched_and_scalar_helper() -> None:
     linear_to_srgb(x)
     assert torch.equal(x, before)
     assert abs(srgb_to_linear_scalar(0.5) - float(_reference_decode(torch.tensor(0.5)))) < 1e-7
+
+
+def test_results_never_share_the_reused_buffer() -> None:
+    """The toe term lives in a buffer each thread reuses: a result must not change when
+    the next image of the same shape is converted, in this thread or in others."""
+    g = torch.Generator().manual_seed(5)
+    first, second = torch.rand(2, 3, 40, 56, generator=g), torch.rand(2, 3, 40, 56, generator=g)
+    decoded = srgb_to_linear(first)
+    kept = decoded.clone()
+    srgb_to_linear(second)
+    linear_to_srgb(second)
+    assert torch.equal(decoded, kept)
+    images = [torch.rand(1, 3, 64, 64, generator=g) for _ in range(8)]
+    expected = [srgb_to_linear(image) for image in images]
+    with ThreadPoolExecutor(4) as pool:
+        for _ in range(5):
+            got = list(pool.map(srgb_to_linear, images))
+            assert all(torch.equal(a, b) for a, b in zip(got, expected, strict=True))
