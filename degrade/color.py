@@ -125,11 +125,20 @@ def linear_to_srgb(x: Tensor) -> Tensor:
     return _encode(x)
 
 
-def encode_image(x: Tensor) -> Tensor:
-    """``linear_to_srgb(x).clamp(0, 1)``: a linear image back to sRGB values in [0, 1],
-    clamped in place (one image-sized tensor fewer) where no gradient is taken."""
-    encoded = linear_to_srgb(x)
-    return encoded.clamp(0.0, 1.0) if encoded.requires_grad else encoded.clamp_(0.0, 1.0)
+def encode_image(x: Tensor, owned: bool = False) -> Tensor:
+    """``linear_to_srgb(x).clamp(0, 1)``: a linear image back to sRGB values in [0, 1].
+
+    Where no gradient is taken the clamp is done in place, and with ``owned`` (``x`` is a
+    temporary of the caller's, never a tensor anyone else holds) the whole encoding is:
+    ``x`` itself is returned, overwritten. Each saves an image-sized tensor."""
+    if x.requires_grad and torch.is_grad_enabled():
+        return linear_to_srgb(x).clamp(0.0, 1.0)
+    if not owned:
+        return _encode(x).clamp_(0.0, 1.0)
+    toe = _toe(x, _LINEAR_KNEE)
+    encoded = x.clamp_min_(_LINEAR_KNEE).log2_().mul_(1.0 / _GAMMA).exp2_()
+    encoded = encoded.mul_(1.0 + _OFFSET).sub_(_OFFSET).add_(toe, alpha=_TOE_SLOPE)
+    return encoded.clamp_(0.0, 1.0)
 
 
 def srgb_to_linear_scalar(value: float) -> float:

@@ -181,7 +181,7 @@ class Composite:
     ) -> TierResult:
         linear = srgb_to_linear(_single_or_double(x))
         image, masks = self._degrade_linear(linear, present, params, depth)
-        image = encode_image(image)
+        image = encode_image(image, owned=True)  # made here from ``linear``, never ``x``
         return TierResult(image.to(x.dtype), masks.to(x.dtype), params, tier)
 
     def _degrade_linear(

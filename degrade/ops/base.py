@@ -141,8 +141,11 @@ class Operator(abc.ABC):
         # Half precision cannot hold pixel positions or 24-bit random numbers: compute in
         # float32 and hand back the caller's dtype.
         work = x.float() if x.dtype in _HALF else x
-        image, mask = self.apply_linear(srgb_to_linear(work), params, **context)
-        image = encode_image(image)
+        linear = srgb_to_linear(work)
+        image, mask = self.apply_linear(linear, params, **context)
+        # The operator's result, or ``linear`` itself where it changed nothing: made here
+        # either way, never the caller's ``x``, so it may be encoded in place.
+        image = encode_image(image, owned=True)
         return OpResult(image.to(x.dtype), mask.to(x.dtype), params)
 
 

@@ -69,3 +69,15 @@ def test_results_never_share_the_reused_buffer() -> None:
         for _ in range(5):
             got = list(pool.map(srgb_to_linear, images))
             assert all(torch.equal(a, b) for a, b in zip(got, expected, strict=True))
+
+
+def test_encoding_an_owned_image_in_place_gives_the_same_values() -> None:
+    from skyclear.degrade.color import encode_image
+
+    x = torch.linspace(-0.1, 1.2, 4001, dtype=torch.float64).view(1, 1, 1, -1)
+    expected = linear_to_srgb(x).clamp(0, 1)
+    kept = x.clone()
+    assert torch.equal(encode_image(x), expected) and torch.equal(x, kept)
+    owned = x.clone()
+    result = encode_image(owned, owned=True)
+    assert result.data_ptr() == owned.data_ptr() and torch.equal(result, expected)
