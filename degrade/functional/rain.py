@@ -139,31 +139,31 @@ def streak_depth(
     cx, cy, cos, sin, first, step, count, spacing, mass = per_line.unbind(1)
     across = first + line.to(dtype) * step
     # Each line is a row of ``count`` points one pixel apart along the fall direction,
-    # tapered by 1 - (2u)^4 for u in [-1/2, 1/2] (a flat body with soft ends).
+    # from its first point (x0, y0) in steps (dx, dy), tapered by 1 - (2u)^4 for u in
+    # [-1/2, 1/2] (a flat body with soft ends). Per point only the six columns that vary
+    # are repeated: the point list is the largest memory a call touches.
+    start = -0.5 * (count - 1.0) * spacing  # where a line starts, along the fall
     lines = torch.stack(
         (
-            cx + across * cos,
-            cy - across * sin,
-            cos,
-            sin,
-            -0.5 * (count - 1.0) * spacing,  # where a line starts, along the fall
-            spacing,
+            cx + across * cos + start * sin,
+            cy - across * sin + start * cos,
+            spacing * sin,
+            spacing * cos,
             2.0 / (count - 1.0),
             mass,
         ),
         dim=1,
     )
     per_point, j, owner = segments(count.long(), lines)
-    lx, ly, cos, sin, start, spacing, to_unit, mass = per_point.unbind(1)
+    x0, y0, dx, dy, to_unit, mass = per_point.unbind(1)
     j = j.to(dtype)
-    along = torch.addcmul(start, j, spacing)
-    t = torch.addcmul(start.new_full((), -1.0), j, to_unit).square()  # (2u)^2
-    mass = mass - t.square() * mass
+    taper = torch.addcmul(to_unit.new_full((), -1.0), j, to_unit).square_()  # (2u)^2
+    weight = taper.square_().neg_().add_(1.0).mul_(mass)
     depth = splat_planes(
         plane[owner],
-        torch.addcmul(lx, along, sin),
-        torch.addcmul(ly, along, cos),
-        mass,
+        torch.addcmul(x0, j, dx),
+        torch.addcmul(y0, j, dy),
+        weight,
         batch * planes,
         size,
         dtype,
