@@ -61,6 +61,21 @@ def _operator_options(command: Callable[..., None]) -> Callable[..., None]:
     return command
 
 
+def _check_depth_model_options(depth_model: Path | None) -> None:
+    """``--depth-kind``, ``--depth-near`` and ``--depth-far`` describe ``--depth-model``:
+    given without it they would do nothing, so they are refused."""
+    if depth_model is not None:
+        return
+    context = click.get_current_context()
+    given = [
+        f"--{name.replace('_', '-')}"
+        for name in ("depth_kind", "depth_near", "depth_far")
+        if context.get_parameter_source(name) != click.core.ParameterSource.DEFAULT
+    ]
+    if given:
+        raise click.UsageError(f"{', '.join(given)} describe --depth-model, which is not given")
+
+
 def _depth_model_options(command: Callable[..., None]) -> Callable[..., None]:
     """``--depth-model DIR`` and how its output becomes metres."""
     options = [
@@ -163,6 +178,7 @@ def preview(
     depth_far: float,
 ) -> None:
     """Render one PNG: the clean photo, its 11 CDD-11 tiers and their masks."""
+    _check_depth_model_options(depth_model)
     import numpy as np
     from skyclear.degrade import depth_from_disparity, depth_to_tensor, load_depth
     from skyclear.degrade.io import from_numpy, read_image
@@ -203,7 +219,7 @@ def preview(
             size=size,
             composite=composite_of(preset, depth_prior, order),
         )
-    except ValueError as error:
+    except (ValueError, ImportError) as error:
         raise click.ClickException(str(error)) from error
     out.parent.mkdir(parents=True, exist_ok=True)
     sheet.save(out)
@@ -368,6 +384,8 @@ def make_cdd11(
     from skyclear.degrade.names import TIERS
     from skyclear.degrade.store import BuildOptions, NoUsablePhotoError, StoreError, build
 
+    _check_depth_model_options(depth_model)
+
     chosen = TIERS if tiers == "all" else tuple(t.strip() for t in tiers.split(",") if t.strip())
     unknown = [t for t in chosen if t not in TIERS]
     if unknown or not chosen:
@@ -396,7 +414,7 @@ def make_cdd11(
     except NoUsablePhotoError as error:
         _echo_skipped(error.skipped)
         raise click.ClickException(error.headline) from error
-    except (StoreError, ValueError, FileNotFoundError) as error:
+    except (StoreError, ValueError, FileNotFoundError, ImportError) as error:
         raise click.ClickException(str(error)) from error
     state = "complete" if summary.complete else f"shard {shard} done (not yet complete)"
     click.echo(

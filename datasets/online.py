@@ -85,6 +85,9 @@ class OnlineSynthesis(Dataset[Sample]):
         self.repeats = repeats
         self.depth_dir = None if depth_dir is None else Path(depth_dir)
         self.depth_model = depth_model
+        # The depth of the photo drawn last (items run through a photo's tiers in turn),
+        # so a depth model runs once per photo and pass rather than once per item.
+        self._depth: tuple[int, np.ndarray | None] | None = None
         self.epoch = 0
         self.sources, self.skipped = find_sources(self.src, size)
         if not self.sources:
@@ -114,9 +117,12 @@ class OnlineSynthesis(Dataset[Sample]):
         seed = entropy_seed(self.seed, self.epoch, source, TIERS.index(tier), item)
         generator = torch.Generator().manual_seed(seed)
         with torch.no_grad(), single_threaded():
-            fitted, _ = source_depth(
-                relative, clean, photo.shape[:2], self.depth_dir, self.depth_model
-            )
+            if self._depth is None or self._depth[0] != source:
+                fitted, _ = source_depth(
+                    relative, clean, photo.shape[:2], self.depth_dir, self.depth_model
+                )
+                self._depth = (source, fitted)
+            fitted = self._depth[1]
             depth = None
             if fitted is not None:
                 depth = torch.from_numpy(fitted).view(1, 1, self.size, self.size)

@@ -45,6 +45,7 @@ def _toe(x: Tensor, knee: float) -> Tensor:
         or held.stride() != x.stride()
         or held.dtype != x.dtype
         or held.device != x.device
+        or held.is_inference() != torch.is_inference_mode_enabled()
     ):
         held = torch.empty_like(x)
         _SCRATCH.buffer = held

@@ -26,6 +26,7 @@ a model type known to be metric) unless given (``kind="inverse"`` or ``"metric"`
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -134,12 +135,8 @@ class DepthModel:
             raise ValueError(f"a photo must be (H, W, 3) uint8, got {photo.shape} {photo.dtype}")
         inputs = processor(images=photo, return_tensors="pt")
         with torch.no_grad():
-            predicted = model(**inputs).predicted_depth
-        if predicted.ndim == 3:
-            predicted = predicted[:, None]
-        resized = torch.nn.functional.interpolate(
-            predicted.float(), size=photo.shape[:2], mode="bilinear", align_corners=False
-        )[0, 0].numpy()
+            outputs = model(**inputs)
+        resized = _to_photo(processor, outputs, photo.shape[:2])
         if kind == "metric":
             if not np.isfinite(resized).all():
                 raise ValueError(f"depth model {self.path} predicted non-finite depth")
@@ -148,6 +145,28 @@ class DepthModel:
 
 
 _LOADED: dict[DepthModel, tuple[Any, Any, str]] = {}
+
+
+def _to_photo(processor: Any, outputs: Any, size: tuple[int, int]) -> NDArray[np.float32]:
+    """The prediction at the photo's ``size``, through the image processor's own
+    post-processing where it has one (ZoeDepth's removes the padding it added before
+    resizing; the others resize), else resized bilinearly."""
+    import torch
+
+    post = getattr(processor, "post_process_depth_estimation", None)
+    if post is not None:
+        extra = {}
+        if "source_sizes" in inspect.signature(post).parameters:
+            extra["source_sizes"] = [size]
+        depth = post(outputs, target_sizes=[size], **extra)[0]["predicted_depth"]
+        return np.asarray(depth.float().reshape(size).numpy(), dtype=np.float32)
+    predicted = outputs.predicted_depth
+    if predicted.ndim == 3:
+        predicted = predicted[:, None]
+    resized = torch.nn.functional.interpolate(
+        predicted.float(), size=size, mode="bilinear", align_corners=False
+    )
+    return np.asarray(resized[0, 0].numpy(), dtype=np.float32)
 
 
 def _transformers() -> Any:

@@ -12,15 +12,16 @@ re-exposure with gamma in [2, 3] plus Gaussian noise of sigma 0.03 to 0.08; rain
 additive streak layer of mean about 0.12; snow white alpha compositing. Here:
 
 * the order is CDD-11's (``order="cdd11"``);
-* haze: the ``uniform`` prior at 10 to 35 m with beta in [0.02, 0.04] 1/m gives optical
-  depths 0.2 to 1.4 (``t`` 0.25 to 0.82) over the whole frame; the airlight grey in
-  [0.6, 0.9] (sRGB, as CDD-11's);
-* low light: exposures of 0.1 to 0.35 in linear light, which is CDD-11's re-exposure of a
-  mid-grey illumination, and read noise whose standard deviation is, in sRGB at the
-  darkened levels, about CDD-11's 0.03 to 0.08; no shot noise beyond Brooks' coupling;
+* haze: the ``uniform`` prior at 8 to 30 m with beta in [0.012, 0.025] 1/m gives optical
+  depths 0.1 to 0.75 over the whole frame (linear-light scattering hazes more than
+  CDD-11's sRGB blend at the same ``t``); the airlight grey in [0.6, 0.9] (sRGB, as
+  CDD-11's);
+* low light: exposures of 0.12 to 0.4 in linear light and read noise whose standard
+  deviation is, in sRGB at the darkened levels, about CDD-11's 0.03 to 0.08;
 * rain: denser, more opaque streaks than the ``physical`` defaults and a veil, so the
   layer's mean contribution is near CDD-11's;
-* snow: bright flakes, opaque cores, as CDD-11's white compositing.
+* snow: bright flakes without a veil, as CDD-11's white compositing, at a lower opacity
+  (linear-light compositing shows a flake's soft edge more than sRGB compositing).
 """
 
 from __future__ import annotations

@@ -239,7 +239,7 @@ def ground_depth(
     profile = open_ * (1.0 / far_m + ramp / (near_m * (1.0 - h))) + (1.0 - open_) / distance_m
     small = torch.nn.functional.interpolate(profile, size=(coarse.shape[-2], 1), mode="area")
     mean = coarse.mean(dim=(2, 3), keepdim=True)
-    spread = coarse.std(dim=(2, 3), keepdim=True).clamp_min(1e-3)
+    spread = coarse.std(dim=(2, 3), keepdim=True, correction=0).clamp_min(1e-3)
     a, b = _linear_fit((coarse - mean) / spread, small.expand_as(coarse), _GUIDE_RADIUS,
                        _GUIDE_EPS)  # fmt: skip
     a = a / spread  # q = a (g - mean) / spread + b = (a / spread) g + (b - a mean / spread)

@@ -11,8 +11,8 @@ Given the scene's depth, a layer ``z`` metres away is hidden wherever the scene 
 its optical depth is scaled by the visibility ``sigmoid((d - z) / (s z))`` (``s`` =
 ``OCCLUSION_SOFTNESS``), so a streak passes behind a wall a metre away and stays in front
 of a street twenty metres away, with a soft transition where the scene's depth is close to
-the layer's; the veil likewise. Without the scene's depth every layer lies in front of
-everything.
+the layer's; the veil likewise. A depth of 0 (a hole in a depth map) hides nothing.
+Without the scene's depth every layer lies in front of everything.
 """
 
 from __future__ import annotations
@@ -366,7 +366,10 @@ def composite_particles(
     veil_colour = layer_colour(colour, veil_distance, medium, x)
     tau = depth(apart)
     if scene is not None:
+        # A depth of 0 is a hole in a depth map (as PNG depth maps mark them), not a wall
+        # at the lens: particles there are seen.
         scene = scene.to(device=x.device, dtype=x.dtype)
+        scene = scene.masked_fill(scene <= 0, math.inf)
         seen = torch.cat([visibility(scene, d) for d in distances], dim=1)
         tau = tau.mul_(seen)
         veil = per_sample(veil, x).view(-1, 1, 1, 1) * visibility(scene, veil_distance)

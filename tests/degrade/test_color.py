@@ -81,3 +81,14 @@ def test_encoding_an_owned_image_in_place_gives_the_same_values() -> None:
     owned = x.clone()
     result = encode_image(owned, owned=True)
     assert result.data_ptr() == owned.data_ptr() and torch.equal(result, expected)
+
+
+def test_inference_mode_then_autograd_mode_in_one_thread() -> None:
+    """A buffer made under inference mode cannot be written outside it: the reused toe
+    buffer is made again when the mode changes."""
+    x = torch.rand(1, 3, 16, 16)
+    with torch.inference_mode():
+        srgb_to_linear(x)
+    torch.testing.assert_close(srgb_to_linear(x), _reference_decode(x), atol=1e-6, rtol=0)
+    with torch.inference_mode():
+        linear_to_srgb(x)

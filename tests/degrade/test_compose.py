@@ -207,3 +207,12 @@ def test_a_composite_hides_particles_behind_known_depth_only(image: torch.Tensor
     assert guessed[:, 2, :, :half].max() > 0.3
     cdd = Composite(order="cdd11").apply(image, "haze_rain", params, depth=_wall(image)).masks
     assert cdd[:, 2, :, :half].max() > 0.3, "CDD-11's order composites rain in clear air"
+
+
+def test_a_hole_in_the_depth_map_hides_nothing(image: torch.Tensor) -> None:
+    """Depth 0 marks a hole in many depth maps: particles there are seen, not hidden."""
+    op = Rain(opacity=(0.45, 0.5))
+    params = op.sample(2, torch.Generator().manual_seed(0))
+    free = op.apply(image, params).mask
+    holes = op.apply(image, params, depth=torch.zeros(1, 1, *image.shape[-2:])).mask
+    torch.testing.assert_close(holes, free, atol=1e-5, rtol=0)

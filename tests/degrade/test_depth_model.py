@@ -170,3 +170,30 @@ def test_online_synthesis_falls_back_per_photo(tmp_path: Path, tiny_dpt: Path) -
     assert len(prior) == 2
     assert np.array_equal(prior[0]["degraded"].numpy(), model[0]["degraded"].numpy())
     assert not np.array_equal(prior[1]["degraded"].numpy(), model[1]["degraded"].numpy())
+
+
+def test_online_synthesis_runs_the_model_once_per_photo_and_pass(tmp_path: Path) -> None:
+    """Items run through a photo's tiers in turn: its depth is made once, not per tier."""
+    src = tmp_path / "src"
+    write_photos(src, count=2)
+    calls: list[tuple[int, ...]] = []
+
+    def model(clean: np.ndarray) -> np.ndarray:
+        calls.append(clean.shape)
+        return np.full(clean.shape[:2], 7.0, np.float32)
+
+    tiers = ("haze", "haze_rain", "low_haze")
+    data = OnlineSynthesis(src, SIZE, tiers=tiers, depth_model=model)  # type: ignore[arg-type]
+    for index in range(len(data)):
+        data[index]
+    assert len(calls) == 2 and len(data) == 6
+
+
+def test_the_scene_scale_without_a_model_is_refused(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    write_photos(src, count=2)
+    out = tmp_path / "d.zarr"
+    args = ["make-cdd11", "--src", str(src), "--out", str(out), "--size", str(SIZE)]
+    result = CliRunner().invoke(main, [*args, "--depth-far", "80", "--depth-kind", "metric"])
+    assert result.exit_code == 2 and "--depth-kind, --depth-far describe" in result.output
+    assert not out.exists()

@@ -192,3 +192,8 @@ def test_airlight_is_srgb_grey_at_infinity() -> None:
         x, depth=torch.full((1, 1, 4, 4), 1e3)
     )
     torch.testing.assert_close(out.image, torch.full_like(out.image, 0.8), atol=1e-5, rtol=0)
+
+
+def test_the_ground_prior_of_a_single_pixel_is_finite() -> None:
+    out = Haze()(torch.full((1, 3, 1, 1), 0.5), generator=torch.Generator().manual_seed(0))
+    assert torch.isfinite(out.image).all() and torch.isfinite(out.mask).all()
