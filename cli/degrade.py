@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 from skyclear.degrade.depth_model import DEPTH_KINDS
@@ -409,6 +409,8 @@ def make_cdd11(
         summary = build(options, store, workers=workers, shard=shard_spec, overwrite=overwrite,
                         progress=_progress_bar)  # fmt: skip
         _echo_skipped(summary.skipped)
+        if summary.complete and options.has_depth:
+            _echo_depth_sources(store)
         if summary.complete and fmt != "zarr":
             _replace_with_export(store, out, fmt, summary.samples, inputs)
     except NoUsablePhotoError as error:
@@ -422,6 +424,24 @@ def make_cdd11(
         f"{summary.written} written this run in {summary.seconds:.1f} s "
         f"({summary.samples_per_second:.1f} samples/s); {len(summary.skipped)} files skipped"
     )
+
+
+def _echo_depth_sources(store: Path) -> None:
+    """How many photos took their depth from a file, the model and the prior: a folder of
+    depth maps named unlike the photos would otherwise leave every photo to the prior."""
+    import json
+
+    import zarr
+
+    group: Any = zarr.open_group(str(store), mode="r")
+    per_source = len(group.attrs["tiers"]) * int(group.attrs["variants"])
+    firsts = group["params"][::per_source]  # one sample of each photo
+    counts: dict[str, int] = {}
+    for row in firsts:
+        source = json.loads(str(row)).get("depth_source", "prior")
+        counts[source] = counts.get(source, 0) + 1
+    shown = ", ".join(f"{counts.get(name, 0)} from {name}" for name in ("file", "model", "prior"))
+    click.echo(f"depth of the photos: {shown}")
 
 
 def _echo_skipped(skipped: Sequence[Skipped]) -> None:

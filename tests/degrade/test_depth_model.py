@@ -85,11 +85,17 @@ def test_a_saved_model_gives_depth_in_metres(tiny_dpt: Path) -> None:
         DepthModel(str(tiny_dpt / "config.json"))
 
 
+_said: list[str] = []
+
+
 def _store(out: Path, *args: str) -> zarr.Group:
     result = CliRunner().invoke(
         main, ["make-cdd11", "--out", str(out), "--size", str(SIZE), "--tiers", "haze", *args]
     )
     assert result.exit_code == 0, result.output
+    said = result.output
+    if "depth of the photos:" in said:  # after the progress bar, on its line or the next
+        _said.append(said[said.index("depth of the photos:") :].splitlines()[0])
     return zarr.open_group(str(out), mode="r")
 
 
@@ -109,6 +115,7 @@ def test_depth_files_a_model_and_the_prior_fill_in_for_each_other(
     np.save(depth_dir / "p0.npy", np.full((48, 64), 3.0, np.float32))
 
     files_only = _store(tmp_path / "a.zarr", "--src", str(src), "--depth", str(depth_dir))
+    assert _said[-1] == "depth of the photos: 1 from file, 0 from model, 2 from prior"
     assert _sources(files_only) == ["file", "prior", "prior"]
     depth = files_only["depth"][:]
     assert np.allclose(depth[0], 3.0) and np.isnan(depth[1:]).all()
@@ -117,6 +124,7 @@ def test_depth_files_a_model_and_the_prior_fill_in_for_each_other(
     args = ["--src", str(src), "--depth", str(depth_dir), "--depth-model", str(tiny_dpt)]
     both = _store(tmp_path / "b.zarr", *args, "--depth-near", "4", "--depth-far", "50")
     assert _sources(both) == ["file", "model", "model"]
+    assert _said[-1] == "depth of the photos: 1 from file, 2 from model, 0 from prior"
     depth = both["depth"][:].astype(np.float32)
     assert np.allclose(depth[0], 3.0)
     assert np.isfinite(depth[1:]).all() and depth[1:].min() >= 3.99 and depth[1:].max() <= 50.1
