@@ -28,6 +28,13 @@ def main() -> None:
     """
 
 
+def _stacked(command: Callable[..., None], options: Sequence[Any]) -> Callable[..., None]:
+    """``command`` with ``options`` applied, the first shown first in ``--help``."""
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
 def _operator_options(command: Callable[..., None]) -> Callable[..., None]:
     """``--preset``, ``--order`` and ``--depth-prior``: which operators, in which order."""
     options = [
@@ -56,9 +63,7 @@ def _operator_options(command: Callable[..., None]) -> Callable[..., None]:
             "(earlier stores). Default: the preset's (ground, uniform).",
         ),
     ]
-    for option in reversed(options):
-        command = option(command)
-    return command
+    return _stacked(command, options)
 
 
 def _check_depth_model_options(depth_model: Path | None) -> None:
@@ -107,9 +112,7 @@ def _depth_model_options(command: Callable[..., None]) -> Callable[..., None]:
             help="Metres of the farthest part of a photo, for inverse depth.",
         ),
     ]
-    for option in reversed(options):
-        command = option(command)
-    return command
+    return _stacked(command, options)
 
 
 @main.command()
