@@ -45,6 +45,11 @@ _PERCENTILES = (2.0, 98.0)
 _FLOOR_M = 0.01
 
 
+def _check_scale(near: float, far: float) -> None:
+    if not 0 < near < far:
+        raise ValueError(f"the scene scale needs 0 < near < far metres, got {near}, {far}")
+
+
 def inverse_to_metres(
     inverse: NDArray[np.floating], near: float, far: float
 ) -> NDArray[np.float32]:
@@ -53,8 +58,7 @@ def inverse_to_metres(
     The 2nd percentile maps to ``far``, the 98th to ``near``, linearly in inverse depth
     between them, clipped outside; a map without spread is ``far`` everywhere.
     """
-    if not 0 < near < far:
-        raise ValueError(f"the scene scale needs 0 < near < far metres, got {near}, {far}")
+    _check_scale(near, far)
     values = np.asarray(inverse, dtype=np.float64)
     if not np.isfinite(values).all():
         raise ValueError("the depth model predicted non-finite values")
@@ -93,10 +97,7 @@ class DepthModel:
     def __post_init__(self) -> None:
         if self.kind is not None and self.kind not in DEPTH_KINDS:
             raise ValueError(f"depth kind must be one of {DEPTH_KINDS}, got {self.kind!r}")
-        if not 0 < self.near < self.far:
-            raise ValueError(
-                f"the scene scale needs 0 < near < far metres, got {self.near}, {self.far}"
-            )
+        _check_scale(self.near, self.far)
         if not Path(self.path).is_dir():
             raise ValueError(f"depth model {self.path}: not a folder")
 
@@ -119,9 +120,8 @@ class DepthModel:
 
     def describe(self) -> dict[str, Any]:
         """What a store records of the model (not its path)."""
-        config = _config(Path(self.path))
-        kind = self.kind or declared_kind(config)
-        record: dict[str, Any] = {"model_type": config.model_type, "kind": kind}
+        kind = self.resolved_kind
+        record: dict[str, Any] = {"model_type": _config(Path(self.path)).model_type, "kind": kind}
         if kind == "inverse":
             record |= {"near": self.near, "far": self.far}
         return record

@@ -32,7 +32,6 @@ __all__ = [
     "extinction_field",
     "geometric_depth",
     "ground_depth",
-    "guided_filter",
     "haze",
     "openness",
     "scatter",
@@ -174,7 +173,10 @@ def _box(x: Tensor, radius: int) -> Tensor:
 
 
 def _linear_fit(guide: Tensor, source: Tensor, radius: int, eps: float) -> tuple[Tensor, Tensor]:
-    """The guided filter's smoothed coefficients ``(a, b)`` of ``source`` on ``guide``."""
+    """The guided filter's smoothed coefficients (He, Sun and Tang 2013): ``source`` made
+    locally linear in ``guide``, ``q = a guide + b`` in each window with
+    ``a = cov(guide, source) / (var(guide) + eps)``, so the output's edges follow the
+    guide's and a window where the guide is flat keeps the source's mean."""
     mean_guide, mean_source = _box(guide, radius), _box(source, radius)
     covariance = _box(guide * source, radius) - mean_guide * mean_source
     variance = _box(guide.square(), radius) - mean_guide.square()
@@ -191,21 +193,6 @@ def _upsampled(a: Tensor, b: Tensor, size: tuple[int, int]) -> tuple[Tensor, Ten
     return both[:, :1], both[:, 1:]
 
 
-def guided_filter(guide: Tensor, source: Tensor, radius: int, eps: float) -> Tensor:
-    """The guided filter (He, Sun and Tang 2013), fast form (He and Sun 2015).
-
-    ``source`` ``(B, 1, H, W)`` is made locally linear in ``guide`` ``(B, 1, H, W)``: in
-    each window ``q = a guide + b`` with ``a = cov(guide, source) / (var(guide) + eps)``,
-    so edges of the output follow edges of the guide, and a window where the guide is
-    flat keeps the source's mean. ``a`` and ``b`` are fitted at ``_COARSE_SIDE`` pixels a
-    side (``radius`` counts coarse pixels), smoothed, upsampled bilinearly and applied to
-    the full-resolution guide.
-    """
-    a, b = _linear_fit(_coarse(guide), _coarse(source), radius, eps)
-    a, b = _upsampled(a, b, (guide.shape[-2], guide.shape[-1]))
-    return torch.addcmul(b, a, guide)
-
-
 def ground_depth(
     image: Tensor, horizon: Tensor, near: Tensor, far: Tensor, distance: Tensor
 ) -> Tensor:
@@ -217,8 +204,9 @@ def ground_depth(
     thickens smoothly toward the horizon instead of stopping at a row. That geometry is
     kept as far as the photo is open (``openness``) and replaced by ``distance`` metres as
     far as it is closed (blended in inverse depth), and the result follows the photo's
-    own edges (``guided_filter`` guided by the luminance's square root, normalised per
-    photo). Depth is kept within the range of the depths blended.
+    own edges (a guided filter, fast form of He and Sun 2015: fitted at ``_COARSE_SIDE``
+    pixels a side, applied to the full-resolution guide, the luminance's square root
+    normalised per photo). Depth is kept within the range of the depths blended.
 
     The prior depends only on rows before the filter, so the filter's source is made at
     the coarse side directly, and the guide's normalisation is folded into ``a`` and ``b``:

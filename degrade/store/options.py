@@ -115,11 +115,12 @@ class BuildOptions:
         record.pop("src")
         record.pop("max_pixels")  # decides the sources, which are recorded themselves
         record["tiers"] = list(self.tiers)
-        record["depth"] = record.pop("depth_dir") is not None
+        record.pop("depth_dir")
+        record["depth"] = self.has_depth  # the store then has a ``depth`` array
         for key in ("depth_model", "depth_kind", "depth_near", "depth_far"):
             record.pop(key)
         model = self.model
-        if model is not None:
+        if model is not None:  # what the model is and how its output became metres
             record["depth_model"] = model.describe()
         if record["test_folder"] is None:  # a store split by fraction records what it did
             record.pop("test_folder")

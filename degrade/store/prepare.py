@@ -38,28 +38,14 @@ def _skyclear_version() -> str:
 def _attributes(
     options: BuildOptions, sources: list[str], skipped: list[Skipped]
 ) -> dict[str, Any]:
-    attributes = {
+    return {
         "format": FORMAT,
-        "tiers": list(options.tiers),
+        **options.recorded(),  # every option the content depends on
         "degradations": list(DEGRADATIONS),
-        "seed": options.seed,
-        "size": options.size,
-        "preset": options.preset,
-        "order": options.order,
-        "variants": options.variants,
-        "test_fraction": options.test_fraction,
-        "depth": options.has_depth,
-        "depth_prior": options.depth_prior,
         "sources": sources,
         "skipped": [asdict(item) for item in skipped],
         "version": _skyclear_version(),
     }
-    if options.test_folder is not None:  # a store split by fraction records what it did
-        attributes["test_folder"] = options.test_folder
-    model = options.model
-    if model is not None:  # what the model is and how its output became metres
-        attributes["depth_model"] = model.describe()
-    return attributes
 
 
 _INDEX_CHUNK = 1 << 20  # samples per chunk of the index arrays source, tier and split
