@@ -24,7 +24,7 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e ".[test]"
 	@touch $@
 
-DEMO_STEPS ?= 300
+DEMO_STEPS ?= 440
 
 # The whole story on the embedded sample photos: previews, a CDD-11-style store, a few
 # minutes of CPU training of the tiny restorer, its per-tier evaluation, and restored
@@ -43,9 +43,9 @@ demo: install
 		$(VENV)/bin/restore train --data $(DEMO)/cdd11.zarr --out $(DEMO)/run --resume; \
 	else \
 		$(VENV)/bin/restore train --data $(DEMO)/cdd11.zarr --out $(DEMO)/run --config tiny \
-			--steps $(DEMO_STEPS) --crop 128 --batch-size 8 --workers 1 --lr 2e-3 \
+			--steps $(DEMO_STEPS) --crop 96 --batch-size 8 --workers 1 --lr 2e-3 \
 			--set optim.warmup_steps=20 --set optim.ema_decay=0.99 --set val_every=100 \
-			--set loss.mask_weight=1 --set loss.presence_weight=4; \
+			--set loss.mask_weight=1 --set loss.presence_weight=4 --set loss.overlap_weight=1; \
 	fi
 	$(VENV)/bin/restore eval --ckpt $(DEMO)/run/last.pt --data $(DEMO)/cdd11.zarr \
 		--out $(DEMO)/report

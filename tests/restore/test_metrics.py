@@ -178,3 +178,38 @@ def test_loss_terms_and_presence_only_samples() -> None:
     assert float(weighted["loss"]) == pytest.approx(1.0 + math.log(2))
     with pytest.raises(ValueError, match=">= 0"):
         LossWeights(mask_weight=-1.0)
+
+
+def test_overlap_term_weighs_a_sparse_mask_as_much_as_a_full_one() -> None:
+    """Two streaks' worth of pixels in a 16x16 mask: a flat map at the mask's mean, which
+    finds no streak, costs the pixel-mean cross-entropy little more than the right map, and
+    the overlap term most of what one channel can cost; and it is worked by hand on a 2x2
+    case."""
+    from skyclear.restore.losses import soft_overlap
+
+    maps, masks = (
+        torch.tensor([[[[0.5, 0.0], [1.0, 0.0]]]]),
+        torch.tensor([[[[1.0, 0.0], [1.0, 0.0]]]]),
+    )
+    # 2 * (0.5 + 1) + 1 = 4 over 1.5 + 2 + 1 = 4.5
+    assert float(soft_overlap(maps, masks)[0, 0]) == pytest.approx(4 / 4.5)
+    assert float(soft_overlap(torch.zeros(1, 1, 2, 2), torch.zeros(1, 1, 2, 2))[0, 0]) == 1.0
+
+    sparse = torch.zeros(1, 4, 16, 16)
+    sparse[:, 2, :, 3] = 0.9
+    sparse[:, 2, :, 11] = 0.9
+    found, missed = sparse.clone(), torch.zeros_like(sparse)
+    missed[:, 2] = sparse[:, 2].mean()
+    residual = torch.zeros(1, 3, 16, 16)
+    weights = LossWeights(mask_weight=1.0, presence_weight=0.0, overlap_weight=1.0)
+
+    def terms(maps: torch.Tensor) -> dict[str, torch.Tensor]:
+        return restoration_loss(residual, residual, maps, None, sparse, None, loss_weights=weights)
+
+    good, bad = terms(found), terms(missed)
+    assert float(bad["maps"] - good["maps"]) < 0.1  # the mean hardly tells them apart
+    assert float(bad["overlap"] - good["overlap"]) > 0.15  # one channel of four: at most 0.25
+    assert float(bad["loss"] - good["loss"]) > 2 * float(bad["maps"] - good["maps"])
+    only_maps = LossWeights(mask_weight=1.0, presence_weight=0.0)
+    off = restoration_loss(residual, residual, missed, None, sparse, None, loss_weights=only_maps)
+    assert float(off["loss"]) == pytest.approx(float(bad["maps"]))
