@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from skyclear.degrade import Rain, Snow
 from skyclear.degrade.functional import splat
+from skyclear.degrade.functional.particles import Medium
 
 
 def test_splat_conserves_mass_inside_and_drops_outside() -> None:
@@ -242,3 +243,31 @@ def test_gradients_reach_the_particle_parameters() -> None:
             image, mask = model(x, *params, seed)
             (image.sum() + mask.sum()).backward()
             assert params[k].grad is not None and params[k].grad.abs().sum() > 0
+        # Through haze and behind a scene (the layers apart, the veil hidden in part):
+        # the veil and the colour too.
+        scene = torch.linspace(1.0, 30.0, 48).expand(2, 1, 40, 48)
+        medium = Medium(torch.tensor([0.05, 0.1]), torch.full((2, 3), 0.8))
+        for k in (2, 4, 5, 6):
+            params = [torch.tensor([v, v]) for v in values]
+            params[k].requires_grad_()
+            image, mask = model(x, *params, seed, medium=medium, scene=scene)
+            (image.sum() + mask.sum()).backward()
+            assert params[k].grad is not None and params[k].grad.abs().sum() > 0
+
+
+def test_a_hole_in_the_depth_map_hides_no_particle() -> None:
+    """Depth 0 marks a hole in a depth map, not a wall at the lens: there the layers are
+    seen as in front of a far scene; elsewhere a wall 10 cm away hides them (all but the
+    soft edge's sigmoid(-9.5) of the nearest layer)."""
+    from skyclear.degrade.functional import rain
+
+    x = torch.rand(1, 3, 40, 48, generator=torch.Generator().manual_seed(1))
+    params = [torch.tensor([v]) for v in (3000.0, 20.0, 1.5, 10.0, 0.6, 0.8, 0.1)]
+    wall = torch.full((1, 1, 40, 48), 0.1)
+    wall[..., 10:30, 12:36] = 0.0
+    far = torch.full((1, 1, 40, 48), 1e6)
+    holed, _ = rain(x, *params, torch.tensor([4]), scene=wall)
+    seen, _ = rain(x, *params, torch.tensor([4]), scene=far)
+    torch.testing.assert_close(holed[..., 10:30, 12:36], seen[..., 10:30, 12:36])
+    torch.testing.assert_close(holed[..., :8, :], x[..., :8, :], atol=1e-3, rtol=0)
+    assert (seen - x).abs().amax() > 0.1
