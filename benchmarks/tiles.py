@@ -114,10 +114,9 @@ def tiles(ckpt: Path, tile: int) -> None:
 
 def untrained(configs: list[str], tile: int) -> None:
     import torch
-    from skyclear.restore.config import preset
+    from skyclear.restore.config import method_of, preset
     from skyclear.restore.inference import Restorer
     from skyclear.restore.nn import F2DNet
-    from skyclear.restore.transport import Transport
 
     torch.set_num_threads(2)
     height, width = 720, 1080
@@ -135,8 +134,7 @@ def untrained(configs: list[str], tile: int) -> None:
         for key, parameter in model.named_parameters():
             if key.endswith((".beta", ".gamma")):
                 torch.nn.init.constant_(parameter, 0.3)
-        transport = Transport(config.transport.schedule())
-        restorer = Restorer(model.eval(), transport, config, torch.device("cpu"))
+        restorer = Restorer(model.eval(), method_of(config), config, torch.device("cpu"))
         rows += _compare(restorer, [photo], tile, name)
     _table(f"tiled (--tile {tile}) against whole, untrained, 1080x720", "config", rows)
 

@@ -45,10 +45,14 @@ _ALLOCATION_FAILED = ("can't allocate memory", "out of memory", "not enough memo
 @click.option(
     "--steps",
     type=click.IntRange(1, 1000),
-    default=1,
-    show_default=True,
-    help="Network evaluations per photo: 1 is the one-step restoration; more run the exact "
-    "stochastic sampler.",
+    help="Network evaluations per photo (default: the checkpoint's method's own: 1, the "
+    "one-step restoration, for f2d and fm; 100 for irsde; 4 for irflow and resflow). For "
+    "f2d more run the exact stochastic sampler.",
+)
+@click.option(
+    "--method",
+    help="Refuse the checkpoint unless it was trained as this method (f2d, fm, irsde, "
+    "irflow, resflow): its own sampler is always the one used.",
 )
 @click.option(
     "--seed",
@@ -108,7 +112,8 @@ def run(
     ckpt: Path,
     source: Path,
     out: Path,
-    steps: int,
+    steps: int | None,
+    method: str | None,
     seed: int,
     tile: int,
     overlap: int | None,
@@ -141,8 +146,13 @@ def run(
         restorer = Restorer.from_checkpoint(ckpt, device=device, weights=weights)
     except CheckpointError as error:
         raise click.BadParameter(str(error), param_hint="--ckpt") from error
+    try:
+        restorer.check_method(method, ckpt)
+    except ValueError as error:
+        raise click.BadParameter(str(error), param_hint="--method") from error
     _check_tiles(restorer, tile, overlap)
-    options = Options(steps, seed, tile, overlap, max_pixels)
+    steps = steps or restorer.method.nfe
+    options = Options(steps, seed, tile, overlap, max_pixels, restorer.method.draws_noise(steps))
     provenance = json.dumps(
         {"checkpoint": checkpoint_digest(ckpt), "weights": weights, **options.pixels()},
         sort_keys=True,
@@ -179,12 +189,14 @@ class Options:
     tile: int
     overlap: int | None
     max_pixels: int | None
+    noisy: bool = False  # whether the sampler draws noise (then the seed matters)
 
     def pixels(self) -> dict[str, int | None]:
-        """The options that change a result's pixels (the seed only matters with steps)."""
+        """The options that change a result's pixels (the seed only where the sampler
+        draws noise)."""
         return {
             "steps": self.steps,
-            "seed": self.seed if self.steps > 1 else None,
+            "seed": self.seed if self.noisy else None,
             "tile": self.tile,
             "overlap": self.overlap,
         }
@@ -294,7 +306,7 @@ def _restore_one(
             needed = activation_bytes(config, height, width, precision)
             say(f"{job.name}: {width}x{height} needs about {_gib(needed)} whole, "
                 f"{_gib(free)} free; restoring it in {tile}-pixel tiles")  # fmt: skip
-    generator = torch.Generator().manual_seed(options.seed) if options.steps > 1 else None
+    generator = torch.Generator().manual_seed(options.seed) if options.noisy else None
     if tile:
         overlap = options.overlap if options.tile else None
         restored, aux = restorer.tiled(photo.image, tile, overlap, options.steps, generator)

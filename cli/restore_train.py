@@ -20,6 +20,7 @@ _SHORTHANDS = {
     "device": "device",
     "workers": "data.workers",
     "seed": "seed",
+    "method": "method",
 }
 
 
@@ -50,6 +51,12 @@ _SHORTHANDS = {
     multiple=True,
     metavar="KEY=VALUE",
     help="Override one config value, e.g. --set optim.ema_decay=0.99 (repeatable).",
+)
+@click.option(
+    "--method",
+    help="How the network is trained and sampled: f2d (default: residual-scaled stochastic "
+    "transport, one step), fm (flow matching), irsde (IR-SDE, 100 steps), irflow (IR-Flow, "
+    "4 steps), resflow (ResFlow, 4 steps); the same backbone for all (docs/transport.md).",
 )
 @click.option("--steps", type=click.IntRange(1), help="Optimizer steps in all.")
 @click.option("--batch-size", type=click.IntRange(1), help="Samples per step (all processes).")
@@ -142,7 +149,14 @@ def _resumed_config(out: Path, changes: list[str]) -> Any:
     if not changes:
         return None
     last = out / "last.pt"
-    return override(train_config_of(load_checkpoint(last), last), changes)
+    saved = train_config_of(load_checkpoint(last), last)
+    config = override(saved, changes)
+    if config.method != saved.method:
+        raise click.UsageError(
+            f"the run in {out} trains {saved.method}; --resume cannot switch it to "
+            f"{config.method} (start a new run)"
+        )
+    return config
 
 
 class _Progress:

@@ -26,6 +26,7 @@ from skyclear.degrade.names import TIERS
 from .losses import LossWeights
 from .nn.config import CONFIGS, ModelConfig
 from .transport import PowerSchedule
+from .transport.methods import F2D, METHODS, FlowMatching, Method, method_named
 
 __all__ = [
     "PRESETS",
@@ -37,6 +38,7 @@ __all__ = [
     "config_from_dict",
     "config_to_dict",
     "load_config",
+    "method_of",
     "override",
     "preset",
     "save_config",
@@ -171,7 +173,10 @@ class TrainConfig:
 
     Args:
         model: the network's shape.
-        transport: the schedule of the transport.
+        method: how the network is trained and sampled (``transport.methods``): ``f2d``,
+            ``fm``, ``irsde``, ``irflow`` or ``resflow``; the backbone is the same.
+        transport: the schedule of ``f2d`` (``fm`` takes its ``a`` with ``b = 0``) and the
+            share of their training draws at ``t = 0``.
         loss: weights of the routing terms.
         data: batches, crops and validation samples.
         optim: the optimiser.
@@ -186,6 +191,7 @@ class TrainConfig:
     """
 
     model: ModelConfig = field(default_factory=ModelConfig)
+    method: str = "f2d"
     transport: TransportConfig = field(default_factory=TransportConfig)
     loss: LossWeights = field(default_factory=LossWeights)
     data: DataConfig = field(default_factory=DataConfig)
@@ -200,6 +206,13 @@ class TrainConfig:
     ckpt_every: int = 250
 
     def __post_init__(self) -> None:
+        if self.method not in METHODS:
+            raise ConfigError(
+                f"unknown method {self.method!r}; the methods are {', '.join(METHODS)}"
+            )
+        wanted = METHODS[self.method].aux_channels
+        if self.model.aux_channels != wanted:  # the method decides the network's inputs
+            object.__setattr__(self, "model", self.model.ablate(aux_channels=wanted))
         _positive(self, "steps", "log_every", "val_every", "ckpt_every")
         if self.seed < 0:
             raise ConfigError(f"seed must be >= 0, got {self.seed}")
@@ -209,6 +222,16 @@ class TrainConfig:
             raise ConfigError(f"channels_last must be auto, on or off, got {self.channels_last!r}")
         if not (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")):
             raise ConfigError(f"device must be auto, cpu, cuda or cuda:N, got {self.device!r}")
+
+
+def method_of(config: TrainConfig) -> Method:
+    """The method a config trains and samples with: ``f2d`` on ``transport``'s schedule,
+    ``fm`` on its ``a`` with ``b = 0``, the others with their papers' settings."""
+    if config.method == "f2d":
+        return F2D(config.transport.schedule())
+    if config.method == "fm":
+        return FlowMatching(PowerSchedule(a=config.transport.a, b=0.0))
+    return method_named(config.method)
 
 
 def _positive(config: object, *names: str) -> None:

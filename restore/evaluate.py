@@ -260,6 +260,8 @@ class Evaluation:
     records: list[dict[str, Any]]
     examples: dict[str, list[NDArray[np.uint8]]]
     fid: dict[str, float] = field(default_factory=dict)
+    method: str = "f2d"
+    steps: int = 1
 
 
 def summarize(records: Sequence[dict[str, Any]]) -> list[Row]:
@@ -283,7 +285,7 @@ def evaluate_checkpoint(
     checkpoint: str | Path,
     data: str | Path,
     split: str = "test",
-    steps: int = 1,
+    steps: int | None = None,
     device: str = "auto",
     workers: int = 0,
     y_channel: bool = False,
@@ -292,19 +294,23 @@ def evaluate_checkpoint(
     on_start: Callable[[int], None] | None = None,
     lpips: nn.Module | None = None,
     inception: nn.Module | None = None,
+    method: str | None = None,
 ) -> Evaluation:
     """Restore every sample of a split at full resolution and score it; keep the first
     sample of each tier as an example. ``on_start`` is called with the number of samples
     before the first is restored. ``lpips`` (a ``perceptual.LPIPS``, moved to the
     restorer's device) adds the LPIPS scores; ``inception`` (an
     ``inception.InceptionFeatures``, moved likewise) the split's FID (``fid_scores``), which
-    needs at least two samples."""
+    needs at least two samples. ``steps`` defaults to the checkpoint's method's own; given
+    ``method``, a checkpoint trained as another method is refused."""
     from torch.utils.data import DataLoader
 
     from .data import open_dataset
     from .inference import Restorer
 
     restorer = Restorer.from_checkpoint(checkpoint, device=device, weights=weights)
+    restorer.check_method(method, checkpoint)
+    steps = steps or restorer.method.nfe
     for metric in (lpips, inception):
         if metric is not None:
             metric.to(restorer.device)
@@ -341,7 +347,7 @@ def evaluate_checkpoint(
     records = evaluate(restore, loader, restorer.device, progress, y_channel, on_batch, lpips)
     ordered = {tier: examples[tier] for tier in TIERS if tier in examples}
     fid = {} if inception is None else fid_scores(*(torch.cat(f) for f in features.values()))
-    return Evaluation(summarize(records), records, ordered, fid)
+    return Evaluation(summarize(records), records, ordered, fid, restorer.config.method, steps)
 
 
 def _features_of(inception: nn.Module, *images: Tensor) -> tuple[Tensor, ...]:

@@ -11,17 +11,17 @@ import torch
 from torch import Tensor, nn
 
 from .checkpoint import CheckpointError, load_checkpoint, train_config_of
-from .config import TrainConfig
+from .config import TrainConfig, method_of
 from .nn import Aux, F2DNet, ImageStatistics
 from .runtime import autocast, resolve_device, use_bf16, use_channels_last
-from .transport import Transport
+from .transport.methods import Method
 
 __all__ = ["Restorer"]
 
 
 @dataclass
 class Restorer:
-    """A network, its transport and how to run it.
+    """A network, its method (how it was trained to be sampled) and how to run it.
 
     ``context_side``: the image-level statistics of a photo (the parser's global weights,
     the channel attentions' means) are taken from the photo itself up to this many pixels
@@ -34,7 +34,7 @@ class Restorer:
     """
 
     model: F2DNet
-    transport: Transport
+    method: Method
     config: TrainConfig
     device: torch.device
     bf16: bool = False
@@ -58,7 +58,7 @@ class Restorer:
         resolved = resolve_device(device)
         restorer = cls(
             model=model,
-            transport=Transport(config.transport.schedule()),
+            method=method_of(config),
             config=config,
             device=resolved,
             bf16=use_bf16(resolved, config.amp),
@@ -71,21 +71,22 @@ class Restorer:
 
     @torch.no_grad()
     def __call__(
-        self, degraded: Tensor, steps: int = 1, generator: torch.Generator | None = None
+        self, degraded: Tensor, steps: int | None = None, generator: torch.Generator | None = None
     ) -> tuple[Tensor, Aux]:
-        """Restore ``(B, 3, H, W)`` images in ``steps`` network evaluations (1: one step at
-        ``t = 0``). Returns the restored images in [0, 1] and the routing (parser maps,
-        weights and gates) of the first evaluation, float32 and on the input's device.
+        """Restore ``(B, 3, H, W)`` images in ``steps`` network evaluations (``None``: the
+        method's own, one step at ``t = 0`` for ``f2d``). Returns the restored images in
+        [0, 1] and the routing (parser maps, weights and gates) of the first evaluation,
+        float32 and on the input's device.
 
         Image-level statistics are the images' own up to ``context_side`` pixels a side;
         a larger image takes them from a copy downscaled to that side, as tiles do."""
         _check_images(degraded)
         x0 = self._prepare(degraded)
 
-        def evaluate(x_t: Tensor, t: Tensor) -> tuple[Tensor, Aux]:
+        def evaluate(x_t: Tensor, t: Tensor, aux: Tensor | None) -> tuple[Tensor, Aux]:
             big = max(x0.shape[-2:]) > self.context_side
-            statistics = self._statistics(x_t, t, x0).replay() if big else None
-            return self._network(x_t, t, x0, statistics)
+            statistics = self._statistics(x_t, t, x0, aux).replay() if big else None
+            return self._network(x_t, t, x0, statistics, aux)
 
         return self._sample(evaluate, x0, degraded.device, steps, generator)
 
@@ -95,7 +96,7 @@ class Restorer:
         degraded: Tensor,
         tile: int,
         overlap: int | None = None,
-        steps: int = 1,
+        steps: int | None = None,
         generator: torch.Generator | None = None,
         margin: int | None = None,
     ) -> tuple[Tensor, Aux]:
@@ -139,19 +140,32 @@ class Restorer:
         if not bool((total > 0).all()):  # guarded by the checks above; never silently
             raise RuntimeError("tiles leave pixels uncovered")
 
-        def evaluate(x_t: Tensor, t: Tensor) -> tuple[Tensor, Aux]:
-            statistics = self._statistics(x_t, t, x0)
+        def evaluate(x_t: Tensor, t: Tensor, extra: Tensor | None) -> tuple[Tensor, Aux]:
+            statistics = self._statistics(x_t, t, x0, extra)
             residual = torch.zeros_like(x_t)
             maps = x_t.new_zeros(x_t.shape[0], 4, height, width)
             aux = None
             for region, weight in windows:
-                part, aux = self._network(x_t[region], t, x0[region], statistics.replay())
+                part, aux = self._network(
+                    x_t[region], t, x0[region], statistics.replay(),
+                    None if extra is None else extra[region],
+                )  # fmt: skip
                 residual[region] += part * weight
                 maps[region] += aux.maps * weight
             assert aux is not None  # at least one window
             return residual / total, Aux(maps / total, aux.weights, aux.alpha, aux.spatial)
 
         return self._sample(evaluate, x0, degraded.device, steps, generator)
+
+    def check_method(self, name: str | None, path: str | Path = "checkpoint") -> None:
+        """Raise ``ValueError`` naming both methods unless ``name`` (``None``: any) is the
+        method this network was trained as: one method's network is never run by another's
+        sampler."""
+        if name is not None and name != self.config.method:
+            raise ValueError(
+                f"{path} was trained as {self.config.method}; it cannot be sampled as {name} "
+                f"(each method's network predicts its own quantity)"
+            )
 
     def _prepare(self, degraded: Tensor) -> Tensor:
         x0 = degraded.to(self.device, torch.float32)
@@ -160,42 +174,56 @@ class Restorer:
         return x0
 
     def _network(
-        self, x_t: Tensor, t: Tensor, x0: Tensor, statistics: ImageStatistics | None
+        self,
+        x_t: Tensor,
+        t: Tensor,
+        x0: Tensor,
+        statistics: ImageStatistics | None,
+        extra: Tensor | None = None,
     ) -> tuple[Tensor, Aux]:
+        kwargs = {} if extra is None else {"aux": extra}
         with autocast(self.device, self.bf16):
-            residual, aux = self.model(x_t, t, x0, return_aux=True, statistics=statistics)
+            residual, aux = self.model(x_t, t, x0, return_aux=True, statistics=statistics, **kwargs)
         maps, weights, alpha = (value.float() for value in (aux.maps, aux.weights, aux.alpha))
         return residual.float(), Aux(maps, weights, alpha, aux.spatial)
 
-    def _statistics(self, x_t: Tensor, t: Tensor, x0: Tensor) -> ImageStatistics:
-        """The image-level statistics of one pass over the whole of ``(x_t, x0)``, seen at
-        most ``context_side`` pixels a side (area-downscaled, aspect kept)."""
+    def _statistics(
+        self, x_t: Tensor, t: Tensor, x0: Tensor, extra: Tensor | None = None
+    ) -> ImageStatistics:
+        """The image-level statistics of one pass over the whole of ``(x_t, x0)`` (and the
+        method's auxiliary input), seen at most ``context_side`` pixels a side
+        (area-downscaled, aspect kept)."""
         height, width = x0.shape[-2:]
         scale = min(1.0, self.context_side / max(height, width))
         if scale < 1.0:
             size = (max(1, round(height * scale)), max(1, round(width * scale)))
-            x_t, x0 = (nn.functional.interpolate(x, size=size, mode="area") for x in (x_t, x0))
+
+            def small(x: Tensor) -> Tensor:
+                return nn.functional.interpolate(x, size=size, mode="area")
+
+            x_t, x0 = small(x_t), small(x0)
+            extra = None if extra is None else small(extra)
         statistics = ImageStatistics()
-        self._network(x_t, t, x0, statistics)
+        self._network(x_t, t, x0, statistics, extra)
         return statistics
 
     def _sample(
         self,
-        evaluate: Callable[[Tensor, Tensor], tuple[Tensor, Aux]],
+        evaluate: Callable[[Tensor, Tensor, Tensor | None], tuple[Tensor, Aux]],
         x0: Tensor,
         out_device: torch.device,
-        steps: int,
+        steps: int | None,
         generator: torch.Generator | None,
     ) -> tuple[Tensor, Aux]:
         first: list[Aux] = []
 
-        def predict(x_t: Tensor, t: Tensor) -> Tensor:
-            residual, aux = evaluate(x_t, t)
+        def predict(x_t: Tensor, t: Tensor, extra: Tensor | None) -> Tensor:
+            residual, aux = evaluate(x_t, t, extra)
             if not first:
                 first.append(aux)
             return residual
 
-        restored = self.transport.sample(predict, x0, steps, generator)
+        restored = self.method.sample(predict, x0, steps, generator)
         made = first[0]
         maps, weights, alpha = (value.to(out_device) for value in (made.maps, made.weights,
                                                                    made.alpha))  # fmt: skip

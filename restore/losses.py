@@ -53,6 +53,7 @@ def restoration_loss(
     presence: Tensor | None = None,
     has_masks: Tensor | None = None,
     loss_weights: LossWeights | None = None,
+    transport_loss: Tensor | None = None,
 ) -> dict[str, Tensor]:
     """The training loss and its terms.
 
@@ -65,12 +66,16 @@ def restoration_loss(
         presence: ``(B, 4)`` presence of each degradation.
         has_masks: ``(B,)`` bool, whether ``masks`` is ground truth for each sample.
         loss_weights: the weights of the routing terms.
+        transport_loss: the method's own loss of ``residual`` (IR-SDE's, ResFlow's
+            weighted one), taken as the first term instead of the MSE against ``target``.
 
     Returns:
         ``{"loss", "residual", "maps", "overlap", "presence"}`` (scalar tensors).
     """
     loss_weights = loss_weights or LossWeights()
-    terms = {"residual": F.mse_loss(residual.float(), target.float())}
+    if transport_loss is None:
+        transport_loss = F.mse_loss(residual.float(), target.float())
+    terms = {"residual": transport_loss}
     zero = terms["residual"].new_zeros(())
     terms["maps"] = zero
     terms["overlap"] = zero

@@ -34,6 +34,8 @@ class ModelConfig:
             (the global weights alone, no time).
         widen: with ``experts`` False, widen the backbone to the parameter count of the
             model with experts (the capacity control).
+        aux_channels: channels of an auxiliary input (ResFlow's ``y``) that a
+            zero-initialised adapter adds to the state ``x_t``; 0: none.
     """
 
     width: int = 16
@@ -48,6 +50,7 @@ class ModelConfig:
     routing: str = "pixel"
     gate: str = "sigmoid"
     widen: bool = False
+    aux_channels: int = 0
 
     def __post_init__(self) -> None:
         if self.width < 4 or self.width % 2:
@@ -65,6 +68,8 @@ class ModelConfig:
             raise ValueError(f"gate must be one of {GATES}, got {self.gate!r}")
         if self.widen and self.experts:
             raise ValueError("widen is the capacity control of a model without experts")
+        if self.aux_channels < 0:
+            raise ValueError(f"aux_channels must be >= 0, got {self.aux_channels}")
 
     @property
     def multiple(self) -> int:

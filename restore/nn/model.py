@@ -93,6 +93,7 @@ class Backbone(nn.Module):
         return x, deep
 
 
+_ADAPTER_WIDTH = 16  # hidden channels of the auxiliary input's adapter
 _VIEWS = 4  # the parser's views of the image: as it is, normalised, high-pass, band-pass
 _SPREAD_FLOOR = 0.02  # keeps the normalisation of a flat (or black) image finite
 _BAND = (3, 13)  # box sides of the band-pass: a snowflake's width (2-8 px) lies between
@@ -213,6 +214,17 @@ class F2DNet(nn.Module):
             )  # fmt: skip
             if config.gate != "none":
                 self.gate = Gate(config.gate, config.time_dim)
+        if config.aux_channels:
+            # An auxiliary input (ResFlow's y) enters as an increment of the state, through
+            # two 3x3 convolutions, the last zero-initialised: the network starts as if it
+            # had none.
+            last = nn.Conv2d(_ADAPTER_WIDTH, 3, 3, padding=1)
+            nn.init.zeros_(last.weight)
+            assert last.bias is not None
+            nn.init.zeros_(last.bias)
+            self.adapter = nn.Sequential(
+                nn.Conv2d(config.aux_channels, _ADAPTER_WIDTH, 3, padding=1), nn.GELU(), last
+            )
 
     def forward(
         self,
@@ -221,12 +233,30 @@ class F2DNet(nn.Module):
         degraded: Tensor,
         return_aux: bool = False,
         statistics: ImageStatistics | None = None,
+        aux: Tensor | None = None,
     ) -> Tensor | tuple[Tensor, Aux]:
         if x_t.shape != degraded.shape or x_t.ndim != 4 or x_t.shape[1] != 3:
             raise ValueError(
                 f"x_t and degraded must both be (B, 3, H, W), got {tuple(x_t.shape)} and "
                 f"{tuple(degraded.shape)}"
             )
+        wanted = self.config.aux_channels
+        if (aux is None) != (wanted == 0):
+            raise ValueError(
+                f"this network takes an auxiliary input of {wanted} channels, got "
+                f"{'none' if aux is None else tuple(aux.shape)}"
+            )
+        if aux is not None:
+            if (
+                aux.shape[0] != x_t.shape[0]
+                or aux.shape[1] != wanted
+                or aux.shape[-2:] != x_t.shape[-2:]
+            ):
+                raise ValueError(
+                    f"aux must be ({x_t.shape[0]}, {wanted}, {x_t.shape[-2]}, {x_t.shape[-1]}), "
+                    f"got {tuple(aux.shape)}"
+                )
+            x_t = x_t + self.adapter(aux.to(x_t.dtype))
         time = self.time(t.expand(x_t.shape[0]) if t.ndim == 0 else t)
         inputs, (height, width) = pad_to_multiple(
             torch.cat([x_t, degraded], 1), self.config.multiple

@@ -1,9 +1,10 @@
 """The training loop: one function, ``train``, for one process or many (``torchrun``).
 
-A step: draw ``t`` (a share at exactly 0, the one-step inference time) and the
-transport's noise from a generator seeded by ``(seed, step, rank)``, form ``x_t`` in
-closed form, regress the network's residual on ``x_t - mu`` with the parser's maps and
-weights supervised by the masks and the tier, clip the gradient, skip the step if the
+A step: draw ``t`` (for ``f2d`` and ``fm`` a share at exactly 0, the one-step inference
+time) and the transport's noise from a generator seeded by ``(seed, step, rank)``, let the
+method (``config.method``) pose the network's input and target in closed form, regress
+the network's output on it (for ``f2d`` the residual ``x_t - mu``) with the parser's maps
+and weights supervised by the masks and the tier, clip the gradient, skip the step if the
 gradient is not finite, step AdamW at the scheduled learning rate, update the EMA.
 
 Everything random is a function of the seed and the step, so ``resume`` continues
@@ -37,13 +38,13 @@ from ..checkpoint import (
     save_checkpoint,
     train_config_of,
 )
-from ..config import TrainConfig, config_to_dict, save_config
+from ..config import TrainConfig, config_to_dict, method_of, save_config
 from ..data import open_dataset
 from ..inference import Restorer
 from ..losses import restoration_loss
 from ..nn import F2DNet
 from ..runtime import autocast, resolve_device, use_bf16, use_channels_last
-from ..transport import Transport
+from ..transport.methods import IRFlow
 from .distributed import Processes, start_processes
 from .folder import RunFolder, check_run_folder
 from .optim import EMA, learning_rate
@@ -176,7 +177,7 @@ class _Trainer:
         self.report = report if report is not None and processes.main else None
         self.bf16 = use_bf16(device, config.amp)
         self.channels_last = use_channels_last(device, config.channels_last)
-        self.transport = Transport(config.transport.schedule())
+        self.method = method_of(config)
         torch.manual_seed(config.seed)
         self.model = F2DNet(config.model).to(device)
         if self.channels_last:
@@ -377,16 +378,18 @@ class _Trainer:
             "samples_per_second": samples / seconds,
         }
 
-    def _noise(self, degraded: Tensor) -> tuple[Tensor, Tensor]:
-        """Times and the transport's noise for this step (a function of seed, step, rank)."""
+    def _noise(self, degraded: Tensor) -> tuple[Tensor, Tensor, torch.Generator]:
+        """Times, the transport's noise, and the generator that drew them, for this step
+        (a function of seed, step, rank)."""
         seed = entropy_seed(self.config.seed, 2, self.state.step, self.processes.rank)
         generator = torch.Generator(device=self.device).manual_seed(seed)
         batch = degraded.shape[0]
         t = torch.rand(batch, generator=generator, device=self.device)
         at_zero = torch.rand(batch, generator=generator, device=self.device)
-        t = torch.where(at_zero < self.config.transport.t0_fraction, torch.zeros_like(t), t)
+        share = self.config.transport.t0_fraction if self.method.uses_t0 else 0.0
+        t = torch.where(at_zero < share, torch.zeros_like(t), t)
         noise = torch.randn(degraded.shape, generator=generator, device=self.device)
-        return t, noise
+        return t, noise, generator
 
     def _step(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
         config, device = self.config, self.device
@@ -395,21 +398,35 @@ class _Trainer:
         degraded, clean, masks, presence, has_masks = (on_device[key] for key in _TRAIN_KEYS)
         degraded = degraded.contiguous(memory_format=memory)
         clean = clean.contiguous(memory_format=memory)
-        t, noise = self._noise(degraded)
-        x_t = self.transport.marginal(degraded, clean, t, noise)
+        t, noise, generator = self._noise(degraded)
+        method = self.method
+        draw = method.draw(degraded, clean, t, noise, generator)
         self.model.train()
         with autocast(device, self.bf16):
-            residual, aux = self.network(x_t, t, degraded, return_aux=True)
+            kwargs = {} if draw.aux is None else {"aux": draw.aux}
+            residual, aux = self.network(draw.x, draw.t, degraded, return_aux=True, **kwargs)
+        own = None if method.name in ("f2d", "fm") else method.loss(residual, draw, degraded, clean)
         terms = restoration_loss(
             residual,
-            self.transport.target(x_t, clean),
+            draw.target,
             maps=aux.maps if aux.spatial else None,
             weights=aux.weights if config.model.experts else None,
             masks=masks,
             presence=presence,
             has_masks=has_masks,
             loss_weights=config.loss,
+            transport_loss=own,
         )
+        if isinstance(method, IRFlow) and method.consistency_weight > 0:
+            # Through every step of a K-step restoration (see transport.methods).
+            steps = method.consistency_steps(generator)
+
+            def predict(x: Tensor, times: Tensor, _: Tensor | None) -> Tensor:
+                with autocast(device, self.bf16):
+                    return self.network(x, times, degraded).float()
+
+            terms["consistency"] = method.consistency(predict, degraded, clean, steps)
+            terms["loss"] = terms["loss"] + method.consistency_weight * terms["consistency"]
         self.optimizer.zero_grad(set_to_none=True)
         terms["loss"].backward()
         clip = config.optim.grad_clip or math.inf
@@ -449,7 +466,7 @@ class _Trainer:
         evaluated.load_state_dict(self.ema.shadow)
         restorer = Restorer(
             evaluated.eval(),
-            self.transport,
+            self.method,
             self.config,
             self.device,
             self.bf16,

@@ -96,6 +96,9 @@ class Method(abc.ABC):
     nfe: ClassVar[int]
     #: channels of the auxiliary input the network is given (ResFlow's ``y``)
     aux_channels: ClassVar[int] = 0
+    #: whether a share of the training times is put at ``t = 0`` (``transport.t0_fraction``:
+    #: the time of one-step inference); the others train on the times they are given
+    uses_t0: ClassVar[bool] = False
 
     @abc.abstractmethod
     def draw(
@@ -104,6 +107,11 @@ class Method(abc.ABC):
         """The training inputs and targets for a batch, given uniform times ``t`` in [0, 1)
         ``(B,)`` and standard normal ``noise`` of the images' shape (a method uses what it
         needs; ``generator`` draws anything else)."""
+
+    def draws_noise(self, steps: int) -> bool:
+        """Whether ``sample`` with ``steps`` draws random numbers (then its generator's
+        seed changes the result)."""
+        return False
 
     def loss(self, prediction: Tensor, draw: Draw, degraded: Tensor, clean: Tensor) -> Tensor:
         """The per-sample-weighted mean squared error of the prediction against the
@@ -128,17 +136,18 @@ class F2D(Method):
 
     name: ClassVar[str] = "f2d"
     nfe: ClassVar[int] = 1
+    uses_t0: ClassVar[bool] = True
     schedule: PowerSchedule = field(default_factory=PowerSchedule)
-    t0_fraction: float = 0.25
 
     def draw(
         self, degraded: Tensor, clean: Tensor, t: Tensor, noise: Tensor, generator: torch.Generator
     ) -> Draw:
         transport = Transport(self.schedule)
-        at_zero = torch.rand(t.shape, generator=generator, device=t.device) < self.t0_fraction
-        t = torch.where(at_zero, torch.zeros_like(t), t)
         x_t = transport.marginal(degraded, clean, t, noise)
         return Draw(x_t, t, transport.target(x_t, clean), torch.ones_like(t))
+
+    def draws_noise(self, steps: int) -> bool:
+        return steps > 1 and not self.schedule.deterministic
 
     def sample(
         self,
@@ -232,6 +241,9 @@ class IRSDE(Method):
     spread: float = 10.0 / 255.0  # lambda: the stationary standard deviation
     end: float = 0.005  # exp(-Th(1)): what is left of the clean image at tau = 1
     steps: int = 100
+
+    def draws_noise(self, steps: int) -> bool:
+        return True
 
     @property
     def theta(self) -> float:
@@ -332,6 +344,9 @@ class ResFlow(Method):
     aux_channels: ClassVar[int] = 3
     beta: float = 10.0
     gamma: float = 1.75
+
+    def draws_noise(self, steps: int) -> bool:
+        return True  # the auxiliary's start
 
     def aux_scale(self, tau: Tensor) -> Tensor:
         """``sigma^y(tau) = beta / (1 - tau + beta)``: ``beta / (1 + beta)`` at ``tau = 0``,

@@ -8,10 +8,9 @@ from pathlib import Path
 import pytest
 import torch
 from skyclear.restore.checkpoint import CheckpointError, save_checkpoint
-from skyclear.restore.config import config_to_dict, preset
+from skyclear.restore.config import config_to_dict, method_of, preset
 from skyclear.restore.inference import Restorer, _ramp, _starts
 from skyclear.restore.nn import Aux, F2DNet, ImageStatistics
-from skyclear.restore.transport import Transport
 from torch import Tensor, nn
 
 
@@ -39,8 +38,7 @@ class _Constant(nn.Module):
 
 def _restorer(model: nn.Module) -> Restorer:
     config = preset("tiny")
-    transport = Transport(config.transport.schedule())
-    return Restorer(model.eval(), transport, config, torch.device("cpu"))  # type: ignore[arg-type]
+    return Restorer(model.eval(), method_of(config), config, torch.device("cpu"))
 
 
 def _awake_tiny() -> F2DNet:
