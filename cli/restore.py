@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from .restore_ablate import ablate
+from .restore_compare import compare
 from .restore_eval import evaluate
 from .restore_run import run
 from .restore_train import train
@@ -18,7 +19,8 @@ def main() -> None:
     Start with `restore train --data data.zarr --out runs/tiny`, then
     `restore eval --ckpt runs/tiny/last.pt --data data.zarr --out runs/tiny/eval`, then
     `restore run --ckpt runs/tiny/best.pt --input photos/ --out restored/`.
-    `restore ablate` trains and scores the ablation ladder.
+    `restore ablate` trains and scores the ablation ladder; `restore compare` scores runs
+    of any methods (`restore train --method`) side by side.
     """
 
 
@@ -26,6 +28,7 @@ main.add_command(train)
 main.add_command(evaluate)
 main.add_command(run)
 main.add_command(ablate)
+main.add_command(compare)
 
 if __name__ == "__main__":
     main()

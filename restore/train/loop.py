@@ -194,6 +194,7 @@ class _Trainer:
             ids = [device.index] if device.type == "cuda" else None
             self.network = DistributedDataParallel(self.model, device_ids=ids)
         crop, tiers, seed = config.data.crop, config.data.tiers, config.seed
+        self.data_path = str(Path(data).resolve())  # recorded: comparisons check it
         # uint8 pixels between processes (and to the GPU); scaled to floats in _step.
         self.train_data = open_dataset(data, "train", crop, True, tiers, seed, uint8=True)
         self.test_data = open_dataset(data, "test", config.data.val_crop, False, tiers, seed)
@@ -225,6 +226,7 @@ class _Trainer:
             "best": self.state.best,
             "bad_steps": self.state.bad_steps,
             "metrics": self.state.metrics,
+            "data": self.data_path,
         }
 
     def _restore(self, payload: dict[str, Any]) -> None:
@@ -420,12 +422,13 @@ class _Trainer:
         if isinstance(method, IRFlow) and method.consistency_weight > 0:
             # Through every step of a K-step restoration (see transport.methods).
             steps = method.consistency_steps(generator)
+            few = slice(0, method.consistency_images)
 
             def predict(x: Tensor, times: Tensor, _: Tensor | None) -> Tensor:
                 with autocast(device, self.bf16):
-                    return self.network(x, times, degraded).float()
+                    return self.network(x, times, degraded[few]).float()
 
-            terms["consistency"] = method.consistency(predict, degraded, clean, steps)
+            terms["consistency"] = method.consistency(predict, degraded[few], clean[few], steps)
             terms["loss"] = terms["loss"] + method.consistency_weight * terms["consistency"]
         self.optimizer.zero_grad(set_to_none=True)
         terms["loss"].backward()

@@ -180,6 +180,9 @@ class IRFlow(Method):
     nfe: ClassVar[int] = 4
     consistency_weight: float = 0.1
     max_consistency_steps: int = 10
+    #: images of each batch the consistency term restores (its K steps cost K forward and
+    #: backward passes each): the first ones, as the public code takes the whole batch
+    consistency_images: int = 2
 
     def draw(
         self, degraded: Tensor, clean: Tensor, t: Tensor, noise: Tensor, generator: torch.Generator
