@@ -7,6 +7,8 @@ from pathlib import Path
 
 import click
 
+from ._restore_options import check_lpips, load_lpips, lpips_options
+
 _OUTPUTS = ("compare.md", "compare.json", "compare.png")
 
 
@@ -40,16 +42,7 @@ _OUTPUTS = ("compare.md", "compare.json", "compare.png")
 )
 @click.option("--seed", type=click.IntRange(0), default=0, show_default=True,
               help="Seed of every sampler's noise, the same for every image and run.")  # fmt: skip
-@click.option(
-    "--lpips-alexnet",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="torchvision's AlexNet weights (with --lpips-lin): adds LPIPS columns.",
-)
-@click.option(
-    "--lpips-lin",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="LPIPS v0.1 linear-layer weights for AlexNet (with --lpips-alexnet).",
-)
+@lpips_options
 def compare(
     runs: tuple[Path, ...],
     data: Path,
@@ -74,17 +67,12 @@ def compare(
     from skyclear.restore.checkpoint import CheckpointError
     from skyclear.restore.compare import compare_runs, write_comparison
 
-    if (lpips_alexnet is None) != (lpips_lin is None):
-        raise click.UsageError("--lpips-alexnet and --lpips-lin go together: give both")
+    check_lpips(lpips_alexnet, lpips_lin)
     _check_out(out)
     for run in runs:
         if run.is_dir() and not (run / "last.pt").is_file():
             raise click.UsageError(f"{run}: a run folder without last.pt")
-    lpips = None
-    if lpips_alexnet is not None and lpips_lin is not None:
-        from skyclear.restore.perceptual import LPIPS
-
-        lpips = LPIPS.from_files(lpips_alexnet, lpips_lin)
+    lpips = load_lpips(lpips_alexnet, lpips_lin)
     try:
         comparison = compare_runs(
             runs, data, device, also_nfe, per_tier, seed, lpips,

@@ -7,6 +7,8 @@ from typing import Any
 
 import click
 
+from ._restore_options import check_lpips, load_lpips, lpips_options, method_option
+
 
 @click.command(name="eval")
 @click.option(
@@ -28,11 +30,7 @@ import click
     help="Network evaluations per image (default: the checkpoint's method's own: 1 for f2d "
     "and fm, 100 for irsde, 4 for irflow and resflow; for f2d more run the exact sampler).",
 )
-@click.option(
-    "--method",
-    help="Refuse the checkpoint unless it was trained as this method (f2d, fm, irsde, "
-    "irflow, resflow): its own sampler is always the one used.",
-)
+@method_option
 @click.option(
     "--out",
     type=click.Path(file_okay=False, path_type=Path),
@@ -51,17 +49,7 @@ import click
 @click.option(
     "--workers", type=click.IntRange(0), default=0, show_default=True, help="Loader processes."
 )
-@click.option(
-    "--lpips-alexnet",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="torchvision's AlexNet weights (alexnet-owt-7be5be79.pth), for LPIPS; with --lpips-lin.",
-)
-@click.option(
-    "--lpips-lin",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="The LPIPS v0.1 linear layers for AlexNet (alex.pth of the lpips package); "
-    "with --lpips-alexnet.",
-)
+@lpips_options
 @click.option(
     "--fid-inception",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
@@ -105,8 +93,7 @@ def evaluate(
     from skyclear.restore.report import check_report_folder, to_markdown, write_report
     from tqdm import tqdm
 
-    if (lpips_alexnet is None) != (lpips_lin is None):
-        raise click.UsageError("--lpips-alexnet and --lpips-lin go together: give both")
+    check_lpips(lpips_alexnet, lpips_lin)
     inputs = [ckpt, data]
     if out is not None:  # refused before the evaluation, not after it
         try:
@@ -121,11 +108,7 @@ def evaluate(
         bar = tqdm(total=total, unit=" images", desc="eval", dynamic_ncols=True)
 
     try:
-        lpips = None
-        if lpips_alexnet is not None and lpips_lin is not None:
-            from skyclear.restore.perceptual import LPIPS
-
-            lpips = LPIPS.from_files(lpips_alexnet, lpips_lin)
+        lpips = load_lpips(lpips_alexnet, lpips_lin)
         inception = None
         if fid_inception is not None:
             from skyclear.restore.inception import InceptionFeatures

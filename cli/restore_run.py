@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING
 
 import click
 
+from ._restore_options import method_option
+
 if TYPE_CHECKING:
     from skyclear.restore.batch import Job
     from skyclear.restore.inference import Restorer
@@ -49,11 +51,7 @@ _ALLOCATION_FAILED = ("can't allocate memory", "out of memory", "not enough memo
     "one-step restoration, for f2d and fm; 100 for irsde; 4 for irflow and resflow). For "
     "f2d more run the exact stochastic sampler.",
 )
-@click.option(
-    "--method",
-    help="Refuse the checkpoint unless it was trained as this method (f2d, fm, irsde, "
-    "irflow, resflow): its own sampler is always the one used.",
-)
+@method_option
 @click.option(
     "--seed",
     type=click.IntRange(0, 2**63 - 1),

@@ -1,0 +1,52 @@
+"""Options that several ``restore`` commands share, defined once."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+_WEIGHT_FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
+
+
+def lpips_options(command: Callable[..., None]) -> Callable[..., None]:
+    """``--lpips-alexnet`` and ``--lpips-lin``: local weights that add LPIPS scores."""
+    alexnet = click.option(
+        "--lpips-alexnet",
+        type=_WEIGHT_FILE,
+        help="torchvision's AlexNet weights (alexnet-owt-7be5be79.pth), for LPIPS; with "
+        "--lpips-lin.",
+    )
+    lin = click.option(
+        "--lpips-lin",
+        type=_WEIGHT_FILE,
+        help="The LPIPS v0.1 linear layers for AlexNet (alex.pth of the lpips package); "
+        "with --lpips-alexnet.",
+    )
+    return alexnet(lin(command))
+
+
+def check_lpips(alexnet: Path | None, lin: Path | None) -> None:
+    """The two LPIPS files come together or not at all (a usage error, before any work)."""
+    if (alexnet is None) != (lin is None):
+        raise click.UsageError("--lpips-alexnet and --lpips-lin go together: give both")
+
+
+def load_lpips(alexnet: Path | None, lin: Path | None) -> Any:
+    """The LPIPS metric from its two files, or ``None`` without them."""
+    if alexnet is None or lin is None:
+        return None
+    from skyclear.restore.perceptual import LPIPS
+
+    return LPIPS.from_files(alexnet, lin)
+
+
+def method_option(command: Callable[..., None]) -> Callable[..., None]:
+    """``--method``: refuse a checkpoint trained as another method."""
+    return click.option(
+        "--method",
+        help="Refuse the checkpoint unless it was trained as this method (f2d, fm, irsde, "
+        "irflow, resflow): its own sampler is always the one used.",
+    )(command)
