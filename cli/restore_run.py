@@ -149,7 +149,7 @@ def run(
     except ValueError as error:
         raise click.BadParameter(str(error), param_hint="--method") from error
     _check_tiles(restorer, tile, overlap)
-    steps = steps or restorer.method.nfe
+    steps = restorer.method.steps_of(steps)
     options = Options(steps, seed, tile, overlap, max_pixels, restorer.method.draws_noise(steps))
     provenance = json.dumps(
         {"checkpoint": checkpoint_digest(ckpt), "weights": weights, **options.pixels()},

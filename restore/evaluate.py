@@ -310,7 +310,7 @@ def evaluate_checkpoint(
 
     restorer = Restorer.from_checkpoint(checkpoint, device=device, weights=weights)
     restorer.check_method(method, checkpoint)
-    steps = steps or restorer.method.nfe
+    steps = restorer.method.steps_of(steps)
     for metric in (lpips, inception):
         if metric is not None:
             metric.to(restorer.device)

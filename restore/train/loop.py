@@ -407,7 +407,6 @@ class _Trainer:
         with autocast(device, self.bf16):
             kwargs = {} if draw.aux is None else {"aux": draw.aux}
             residual, aux = self.network(draw.x, draw.t, degraded, return_aux=True, **kwargs)
-        own = None if method.name in ("f2d", "fm") else method.loss(residual, draw, degraded, clean)
         terms = restoration_loss(
             residual,
             draw.target,
@@ -417,7 +416,7 @@ class _Trainer:
             presence=presence,
             has_masks=has_masks,
             loss_weights=config.loss,
-            transport_loss=own,
+            transport_loss=method.loss(residual, draw, degraded, clean),
         )
         if isinstance(method, IRFlow) and method.consistency_weight > 0:
             # Through every step of a K-step restoration (see transport.methods).

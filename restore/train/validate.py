@@ -32,13 +32,16 @@ def validate(
     grid_path: Path | None,
 ) -> dict[str, float]:
     """Mean scores (see ``evaluate.COLUMNS``) over ``dataset[indices]``, each sample
-    restored whole in one step; the first ``grid_samples`` are drawn to ``grid_path``
-    (degraded | restored | clean | the four parser maps)."""
+    restored whole at its method's own number of network evaluations (a sampler that draws
+    noise seeded by the sample's index, so a validation repeats exactly); the first
+    ``grid_samples`` are drawn to ``grid_path`` (degraded | restored | clean | the four
+    parser maps)."""
     records: list[dict[str, Any]] = []
     tiles: list[list[NDArray[np.uint8]]] = []
     for index in indices:
         batch = {key: value.unsqueeze(0) for key, value in dataset[index].items()}
-        restored, aux = restorer(batch["degraded"])
+        generator = torch.Generator().manual_seed(index)
+        restored, aux = restorer(batch["degraded"], generator=generator)
         records += records_of(batch, restored, aux)
         if len(tiles) < grid_samples:
             tiles.append(

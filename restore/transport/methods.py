@@ -113,6 +113,14 @@ class Method(abc.ABC):
         seed changes the result)."""
         return False
 
+    def steps_of(self, steps: int | None) -> int:
+        """The network evaluations of a sampling: ``steps``, or the method's own for
+        ``None``; ``ValueError`` below 1."""
+        count = self.nfe if steps is None else steps
+        if count < 1:
+            raise ValueError(f"steps must be >= 1, got {count}")
+        return count
+
     def loss(self, prediction: Tensor, draw: Draw, degraded: Tensor, clean: Tensor) -> Tensor:
         """The per-sample-weighted mean squared error of the prediction against the
         target (the images are there for methods whose loss needs them)."""
@@ -158,7 +166,7 @@ class F2D(Method):
     ) -> Tensor:
         transport = Transport(self.schedule)
         return transport.sample(
-            lambda x, t: predict(x, t, None), degraded, steps or self.nfe, generator
+            lambda x, t: predict(x, t, None), degraded, self.steps_of(steps), generator
         )
 
 
@@ -211,9 +219,7 @@ class IRFlow(Method):
     ) -> Tensor:
         """Euler steps on a uniform grid: at ``t_k = k / K`` the predicted remainder ``d``
         is walked a ``1 / (K - k)`` share of, so the last step lands on ``x - d``."""
-        count = steps or self.nfe
-        if count < 1:
-            raise ValueError(f"steps must be >= 1, got {count}")
+        count = self.steps_of(steps)
         x = degraded
         for k in range(count):
             remainder = predict(x, _times(k / count, x), None)
@@ -318,9 +324,7 @@ class IRSDE(Method):
     ) -> Tensor:
         """From ``mu + lambda eps`` at ``tau = 1``, ``steps`` reverse Euler-Maruyama steps to
         ``tau = 0`` (no noise is added on the last)."""
-        count = steps or self.nfe
-        if count < 1:
-            raise ValueError(f"steps must be >= 1, got {count}")
+        count = self.steps_of(steps)
         sigma = math.sqrt(2.0 * self.spread**2 * self.theta)
 
         def normal(like: Tensor) -> Tensor:
@@ -378,9 +382,7 @@ class ResFlow(Method):
     ) -> Tensor:
         """Euler steps from ``(mu, y_1)``, ``y_1 ~ N(0, I)``, at ``tau = 1`` to ``tau = 0``:
         ``x`` by the predicted velocity, ``y`` by its exact scale."""
-        count = steps or self.nfe
-        if count < 1:
-            raise ValueError(f"steps must be >= 1, got {count}")
+        count = self.steps_of(steps)
         x = degraded
         y = torch.randn(degraded.shape, generator=generator, dtype=degraded.dtype).to(
             degraded.device
@@ -389,7 +391,7 @@ class ResFlow(Method):
             tau, after = 1.0 - k / count, 1.0 - (k + 1) / count
             velocity = predict(x, _times(1.0 - tau, x), y)
             x = x - velocity / count
-            y = y * (self.aux_scale(torch.tensor(after)) / self.aux_scale(torch.tensor(tau))).item()
+            y = y * float(self.aux_scale(torch.tensor(after)) / self.aux_scale(torch.tensor(tau)))
         return x
 
 

@@ -33,6 +33,10 @@ def test_every_method_is_named_and_an_unknown_name_lists_them() -> None:
     }  # fmt: skip
     with pytest.raises(ValueError, match="f2d, fm, irsde, irflow, resflow"):
         method_named("ddpm")
+    for name in METHODS:  # zero steps is an error, not the method's own count
+        assert method_named(name).steps_of(None) == METHODS[name].nfe
+        with pytest.raises(ValueError, match=">= 1"):
+            method_named(name).steps_of(0)
 
 
 @pytest.mark.parametrize("method", [F2D(), FlowMatching(), IRFlow()])
