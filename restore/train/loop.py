@@ -44,7 +44,7 @@ from ..inference import Restorer
 from ..losses import restoration_loss
 from ..nn import F2DNet
 from ..runtime import autocast, resolve_device, use_bf16, use_channels_last
-from ..transport.methods import IRFlow
+from ..transport.methods import Predictor
 from .distributed import Processes, start_processes
 from .folder import RunFolder, check_run_folder
 from .optim import EMA, learning_rate
@@ -418,17 +418,19 @@ class _Trainer:
             loss_weights=config.loss,
             transport_loss=method.loss(residual, draw, degraded, clean),
         )
-        if isinstance(method, IRFlow) and method.consistency_weight > 0:
-            # Through every step of a K-step restoration (see transport.methods).
-            steps = method.consistency_steps(generator)
-            few = slice(0, method.consistency_images)
 
+        def predict_for(condition: Tensor) -> Predictor:
             def predict(x: Tensor, times: Tensor, _: Tensor | None) -> Tensor:
                 with autocast(device, self.bf16):
-                    return self.network(x, times, degraded[few]).float()
+                    return self.network(x, times, condition).float()
 
-            terms["consistency"] = method.consistency(predict, degraded[few], clean[few], steps)
-            terms["loss"] = terms["loss"] + method.consistency_weight * terms["consistency"]
+            return predict
+
+        for name, (weight, value) in method.extra_terms(
+            predict_for, degraded, clean, generator
+        ).items():
+            terms[name] = value
+            terms["loss"] = terms["loss"] + weight * value
         self.optimizer.zero_grad(set_to_none=True)
         terms["loss"].backward()
         clip = config.optim.grad_clip or math.inf

@@ -137,6 +137,19 @@ class Method(abc.ABC):
     ) -> Tensor:
         """Restore ``degraded`` in ``steps`` network evaluations (``None``: ``nfe``)."""
 
+    def extra_terms(
+        self,
+        predict_for: Callable[[Tensor], Predictor],
+        degraded: Tensor,
+        clean: Tensor,
+        generator: torch.Generator,
+    ) -> dict[str, tuple[float, Tensor]]:
+        """Loss terms beyond ``loss`` that need the network at states of the method's own
+        choosing, as ``{name: (weight, value)}``; ``predict_for(condition)`` is the network
+        conditioned on ``condition`` (the degraded images of the states it is given).
+        None by default."""
+        return {}
+
 
 @dataclass(frozen=True)
 class F2D(Method):
@@ -210,6 +223,23 @@ class IRFlow(Method):
         differentiable through every step."""
         return (self.sample(predict, degraded, steps) - clean).abs().mean()
 
+    def extra_terms(
+        self,
+        predict_for: Callable[[Tensor], Predictor],
+        degraded: Tensor,
+        clean: Tensor,
+        generator: torch.Generator,
+    ) -> dict[str, tuple[float, Tensor]]:
+        """The consistency term of ``K`` steps (``consistency_steps``) on the batch's first
+        ``consistency_images`` images."""
+        if self.consistency_weight <= 0:
+            return {}
+        steps = self.consistency_steps(generator)
+        few = slice(0, self.consistency_images)
+        predict = predict_for(degraded[few])
+        value = self.consistency(predict, degraded[few], clean[few], steps)
+        return {"consistency": (self.consistency_weight, value)}
+
     def sample(
         self,
         predict: Predictor,
@@ -242,7 +272,12 @@ class IRSDE(Method):
     ``x_i`` from the marginal, and the network predicts its noise ``eps``; the score is
     ``-eps / sqrt(v_i)``. The loss is the L1 distance between one reverse Euler step (its
     drift only) from ``x_i`` and the optimal reverse state ``x*_{i-1}``, the mean of
-    ``x_{i-1}`` given ``x_i`` and the clean image (``optimal_reverse``).
+    ``x_{i-1}`` given ``x_i`` and the clean image (``optimal_reverse``), divided by the
+    constant ``loss_unit``: what one unit of noise error moves that step at ``tau = 1``,
+    ``sigma^2 / (N lambda) = 2 lambda theta / N``. The paper's loss is that distance alone;
+    its minimiser and its weighting of the steps are unchanged by a constant, but beside
+    skyclear's routing terms (of order 0.1-1) the bare distance (of order 0.001) would
+    leave the shared backbone to them, so the term is put in units of the noise.
     """
 
     name: ClassVar[str] = "irsde"
@@ -304,8 +339,15 @@ class IRSDE(Method):
         x = self.marginal(clean, degraded, tau, noise)
         return Draw(x, 1.0 - tau, noise, torch.ones_like(tau))
 
+    @property
+    def loss_unit(self) -> float:
+        """``sigma^2 / (N lambda)``: the move of one reverse step at ``tau = 1`` per unit of
+        noise error."""
+        return 2.0 * self.spread * self.theta / self.steps
+
     def loss(self, prediction: Tensor, draw: Draw, degraded: Tensor, clean: Tensor) -> Tensor:
-        """The L1 distance of one reverse step with the predicted noise to ``x*_{i-1}``."""
+        """The L1 distance of one reverse step with the predicted noise to ``x*_{i-1}``, in
+        ``loss_unit``s."""
         tau = 1.0 - draw.t
         previous = (tau - 1.0 / self.steps).clamp_min(0.0)
         step = _column(tau - previous, draw.x)
@@ -313,7 +355,7 @@ class IRSDE(Method):
             draw.x - self.reverse_drift(draw.x, degraded, prediction.to(draw.x.dtype), tau) * step
         )
         best = self.optimal_reverse(draw.x, clean, degraded, tau, previous)
-        return (moved - best).abs().mean()
+        return (moved - best).abs().mean() / self.loss_unit
 
     def sample(
         self,

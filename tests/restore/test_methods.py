@@ -11,9 +11,11 @@ from skyclear.restore.transport.methods import (
     F2D,
     IRSDE,
     METHODS,
+    Draw,
     FlowMatching,
     IRFlow,
     Method,
+    Predictor,
     ResFlow,
     method_named,
 )
@@ -144,6 +146,49 @@ def test_irsde_noise_oracle_restores_within_tolerance_and_the_loss_prefers_the_t
     truth = method.loss(noise, draw, degraded, clean)
     wrong = method.loss(torch.zeros_like(noise), draw, degraded, clean)
     assert float(truth) < 0.5 * float(wrong)
+
+
+def test_irsde_loss_is_in_units_of_noise_error() -> None:
+    """At tau = 1 one reverse step moves sigma^2 dtau / sqrt(v(1)) per unit of noise, and
+    v(1) = lambda^2 (1 - end^2): the loss, divided by 2 lambda theta / N, charges one unit of
+    loss per unit of mean absolute noise error there (not IR-SDE's bare 0.004)."""
+    method = IRSDE()
+    assert method.loss_unit == pytest.approx(2 * (10 / 255) * math.log(200) / 100)
+    degraded, clean = _images()
+    noise = torch.randn(
+        degraded.shape, generator=torch.Generator().manual_seed(5), dtype=torch.float64
+    )
+    tau = torch.ones(2, dtype=torch.float64)
+    x = method.marginal(clean, degraded, tau, noise)
+    draw = Draw(x, 1.0 - tau, noise, torch.ones_like(tau))
+    prediction = noise.clone().requires_grad_(True)
+    method.loss(prediction, draw, degraded, clean).backward()
+    assert prediction.grad is not None
+    per_unit = prediction.grad.abs() * prediction.numel()
+    expected = 1.0 / math.sqrt(1.0 - method.end**2)
+    torch.testing.assert_close(per_unit, torch.full_like(per_unit, expected))
+
+
+def test_extra_terms_are_irflow_consistency_alone() -> None:
+    """The training step adds a method's extra terms; only IR-Flow has one, on the first
+    ``consistency_images`` images, conditioned on their own degraded images."""
+    (degraded, clean), (more, more_clean) = _images(0), _images(1)
+    degraded, clean = torch.cat([degraded, more]), torch.cat([clean, more_clean])
+    seen: list[torch.Tensor] = []
+
+    def predict_for(condition: torch.Tensor) -> Predictor:
+        seen.append(condition)
+        return lambda x, t, aux: x - clean[: x.shape[0]]
+
+    for name in METHODS:
+        terms = method_named(name).extra_terms(predict_for, degraded, clean, torch.Generator())
+        assert (name == "irflow") == bool(terms), name
+    weight, value = method_named("irflow").extra_terms(
+        predict_for, degraded, clean, torch.Generator()
+    )["consistency"]
+    assert weight == 0.1 and float(value) == pytest.approx(0.0, abs=1e-12)  # an oracle
+    assert len(seen) == 2 and seen[-1].shape[0] == IRFlow.consistency_images
+    torch.testing.assert_close(seen[-1], degraded[: IRFlow.consistency_images])
 
 
 def test_resflow_schedule_and_weight_by_hand() -> None:
