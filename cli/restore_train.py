@@ -21,6 +21,7 @@ _SHORTHANDS = {
     "workers": "data.workers",
     "seed": "seed",
     "method": "method",
+    "unpaired": "data.unpaired",
 }
 
 
@@ -56,7 +57,23 @@ _SHORTHANDS = {
     "--method",
     help="How the network is trained and sampled: f2d (default: residual-scaled stochastic "
     "transport, one step), fm (flow matching), irsde (IR-SDE, 100 steps), irflow (IR-Flow, "
-    "4 steps), resflow (ResFlow, 4 steps); the same backbone for all (docs/transport.md).",
+    "4 steps), resflow (ResFlow, 4 steps), darcot (DA-RCOT, two passes, adversarial); the "
+    "same backbone for all (docs/transport.md).",
+)
+@click.option(
+    "--unpaired",
+    is_flag=True,
+    default=None,
+    help="Train without pairs (darcot only): degraded and clean images from disjoint photos "
+    "of --data, never a degraded image with its own clean one.",
+)
+@click.option(
+    "--data-degraded",
+    "degraded",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="A folder of real degraded photos with no clean counterpart, the degraded side of "
+    "unpaired training (implies --unpaired); --data then gives the clean side and the "
+    "validation data.",
 )
 @click.option("--steps", type=click.IntRange(1), help="Optimizer steps in all.")
 @click.option("--batch-size", type=click.IntRange(1), help="Samples per step (all processes).")
@@ -72,6 +89,7 @@ def train(
     config_name: str,
     assignments: tuple[str, ...],
     resume: bool,
+    degraded: Path | None,
     **flags: Any,
 ) -> None:
     """Train the restorer: AdamW with warm-up and cosine decay, EMA weights, validation
@@ -86,6 +104,8 @@ def train(
     from skyclear.restore.train import NonFiniteError, TrainingInterrupted
     from skyclear.restore.train import train as run_training
 
+    if degraded is not None:
+        flags["unpaired"] = True
     shorthands = [f"{_SHORTHANDS[k]}={v}" for k, v in flags.items() if v is not None]
     changes = [*assignments, *shorthands]
     if resume and _named_config():
@@ -105,7 +125,7 @@ def train(
 
     reporter = _Progress()
     try:
-        result = run_training(config, data, out, resume=resume, report=reporter)
+        result = run_training(config, data, out, resume=resume, report=reporter, degraded=degraded)
     except TrainingInterrupted as stopped:
         reporter.close()
         if not reporter.started:
@@ -113,7 +133,8 @@ def train(
         name = signal.Signals(stopped.signal_number).name
         click.echo(
             f"stopped by {name} at step {stopped.step}; checkpoint {out / 'last.pt'}. "
-            f"Continue with: restore train --data {data} --out {out} --resume",
+            f"Continue with: restore train --data {data} --out {out} --resume"
+            + (f" --data-degraded {degraded}" if degraded is not None else ""),
             err=True,
         )
         sys.exit(128 + stopped.signal_number)

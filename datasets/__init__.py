@@ -8,13 +8,16 @@ from ._sample import Crop, Sample, as_float
 from .folder import CDD11Folder
 from .online import OnlineSynthesis
 from .stores import CDD11H5, CDD11Zarr
+from .unpaired import DegradedPhotos, Unpaired
 
 __all__ = [
     "CDD11H5",
     "CDD11Folder",
     "CDD11Zarr",
     "Crop",
+    "DegradedPhotos",
     "OnlineSynthesis",
     "Sample",
+    "Unpaired",
     "as_float",
 ]

@@ -108,6 +108,14 @@ class CDD11Folder(Dataset[Sample]):
     def __len__(self) -> int:
         return len(self.items)
 
+    def photos(self) -> np.ndarray:
+        """The clean photo of every item (its index among the clean images), int64."""
+        numbers: dict[Path, int] = {}
+        return np.array(
+            [numbers.setdefault(clean, len(numbers)) for _, clean, _, _ in self.items],
+            dtype=np.int64,
+        )
+
     def __getitem__(self, item: int) -> Sample:
         degraded_path, clean_path, mask_path, tier = self.items[item]
         degraded = _read_rgb(degraded_path)

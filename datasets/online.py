@@ -105,6 +105,11 @@ class OnlineSynthesis(Dataset[Sample]):
     def __len__(self) -> int:
         return len(self.sources) * len(self.tiers) * self.repeats
 
+    def photos(self) -> np.ndarray:
+        """The photo of every item (its index in ``sources``), int64."""
+        items = np.arange(len(self), dtype=np.int64)
+        return (items // len(self.tiers)) % len(self.sources)
+
     def __getitem__(self, item: int) -> Sample:
         if not -len(self) <= item < len(self):
             raise IndexError(f"index {item} out of range for {len(self)} samples")

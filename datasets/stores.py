@@ -73,6 +73,10 @@ class _StoreDataset(Dataset[Sample]):
     def __len__(self) -> int:
         return len(self.indices)
 
+    def photos(self) -> np.ndarray:
+        """The clean photo (source) of every item, ``(len(self),)`` int64."""
+        return np.asarray(self._source_of[self.indices], dtype=np.int64)
+
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
         state["_handle"] = None

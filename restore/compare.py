@@ -71,6 +71,15 @@ class Comparison:
     pictures: dict[str, tuple[NDArray[np.uint8], NDArray[np.uint8], float]]
 
 
+def _parameters(restorer: Restorer, payload: dict[str, Any]) -> int:
+    """The network's parameters and those of anything else the method trained (DA-RCOT's
+    critic): a method's extra modules count in its column."""
+    critic = payload.get("critic") or {}
+    return sum(p.numel() for p in restorer.model.parameters()) + sum(
+        value.numel() for value in critic.values()
+    )
+
+
 def _samples(data: Path, per_tier: int | None) -> list[dict[str, Tensor]]:
     """The test split's samples, in order, at most ``per_tier`` of each tier."""
     from .data import open_dataset
@@ -111,6 +120,11 @@ def _notes(path: Path, payload: dict[str, Any], data: Path) -> list[str]:
         notes.append(f"trained on {trained_on}, not on the compared store")
     if config.data.tiers is not None:
         notes.append(f"trained on the tiers {', '.join(config.data.tiers)} only")
+    degraded = payload.get("degraded_data")
+    if degraded is not None:
+        notes.append(f"trained unpaired, its degraded images the real photos in {degraded}")
+    elif config.data.unpaired:
+        notes.append("trained unpaired (degraded and clean images from disjoint photos)")
     return notes
 
 
@@ -151,7 +165,7 @@ def compare_runs(
         entry = Entry(
             str(run),
             restorer.config.method,
-            sum(p.numel() for p in restorer.model.parameters()),
+            _parameters(restorer, payload),
             _notes(path, payload, data),
         )
         own = restorer.method.nfe

@@ -109,6 +109,8 @@ class DataConfig:
         val_samples: test-split samples scored at each validation (a fixed random choice).
         val_crop: centre crop of the validation samples (``None``: full images).
         grid_samples: samples drawn in the validation image grid.
+        unpaired: train without pairs: degraded and clean images from disjoint photos
+            (``datasets.Unpaired``); only for a method that learns so (``darcot``).
     """
 
     batch_size: int = 8
@@ -118,6 +120,7 @@ class DataConfig:
     val_samples: int = 44
     val_crop: int | None = None
     grid_samples: int = 4
+    unpaired: bool = False
 
     def __post_init__(self) -> None:
         _positive(self, "batch_size", "crop", "val_samples")
@@ -210,9 +213,19 @@ class TrainConfig:
             raise ConfigError(
                 f"unknown method {self.method!r}; the methods are {', '.join(METHODS)}"
             )
-        wanted = METHODS[self.method].aux_channels
-        if self.model.aux_channels != wanted:  # the method decides the network's inputs
-            object.__setattr__(self, "model", self.model.ablate(aux_channels=wanted))
+        method = METHODS[self.method]
+        wanted, residual = method.aux_channels, method.residual_condition
+        model = self.model
+        if model.aux_channels != wanted or model.residual_condition != residual:
+            # the method decides the network's inputs
+            model = model.ablate(aux_channels=wanted, residual_condition=residual)
+            object.__setattr__(self, "model", model)
+        if self.data.unpaired and not method.adversarial:
+            unpaired = ", ".join(name for name, kind in METHODS.items() if kind.adversarial)
+            raise ConfigError(
+                f"{self.method} regresses on pairs and cannot train unpaired; "
+                f"the unpaired methods are {unpaired}"
+            )
         _positive(self, "steps", "log_every", "val_every", "ckpt_every")
         if self.seed < 0:
             raise ConfigError(f"seed must be >= 0, got {self.seed}")

@@ -54,6 +54,7 @@ def restoration_loss(
     has_masks: Tensor | None = None,
     loss_weights: LossWeights | None = None,
     transport_loss: Tensor | None = None,
+    has_presence: Tensor | None = None,
 ) -> dict[str, Tensor]:
     """The training loss and its terms.
 
@@ -68,6 +69,8 @@ def restoration_loss(
         loss_weights: the weights of the routing terms.
         transport_loss: the method's own loss of ``residual`` (IR-SDE's, ResFlow's
             weighted one), taken as the first term instead of the MSE against ``target``.
+        has_presence: ``(B,)`` bool, whether ``presence`` is known for each sample (a real
+            degraded photo's is not); ``None``: for all.
 
     Returns:
         ``{"loss", "residual", "maps", "overlap", "presence"}`` (scalar tensors).
@@ -92,9 +95,14 @@ def restoration_loss(
         overlap = soft_overlap(probabilities, targets).mean(dim=1)
         terms["overlap"] = ((1.0 - overlap) * kept).sum() / kept.sum().clamp_min(1.0)
     if weights is not None and presence is not None:
-        terms["presence"] = F.binary_cross_entropy(
-            weights.float().clamp(_EPS, 1 - _EPS), presence.float()
-        )
+        per_sample = F.binary_cross_entropy(
+            weights.float().clamp(_EPS, 1 - _EPS), presence.float(), reduction="none"
+        ).mean(dim=1)
+        if has_presence is None:
+            terms["presence"] = per_sample.mean()
+        else:
+            known = has_presence.to(per_sample.dtype)
+            terms["presence"] = (per_sample * known).sum() / known.sum().clamp_min(1.0)
     terms["loss"] = (
         terms["residual"]
         + loss_weights.mask_weight * terms["maps"]

@@ -20,7 +20,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
-OWN_NFE = {"f2d": 1, "fm": 1, "irsde": 100, "irflow": 4, "resflow": 4}
+OWN_NFE = {"f2d": 1, "fm": 1, "irsde": 100, "irflow": 4, "resflow": 4, "darcot": 2}
 
 
 def main() -> None:

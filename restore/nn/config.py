@@ -36,6 +36,9 @@ class ModelConfig:
             model with experts (the capacity control).
         aux_channels: channels of an auxiliary input (ResFlow's ``y``) that a
             zero-initialised adapter adds to the state ``x_t``; 0: none.
+        residual_condition: the auxiliary input, optional, is a transport residual
+            (DA-RCOT's second pass), encoded at every scale of the backbone
+            (``embedding.ResidualEmbedder``); without it the network runs unconditioned.
     """
 
     width: int = 16
@@ -51,6 +54,7 @@ class ModelConfig:
     gate: str = "sigmoid"
     widen: bool = False
     aux_channels: int = 0
+    residual_condition: bool = False
 
     def __post_init__(self) -> None:
         if self.width < 4 or self.width % 2:
@@ -70,6 +74,8 @@ class ModelConfig:
             raise ValueError("widen is the capacity control of a model without experts")
         if self.aux_channels < 0:
             raise ValueError(f"aux_channels must be >= 0, got {self.aux_channels}")
+        if self.residual_condition and self.aux_channels:
+            raise ValueError("residual_condition and aux_channels are two methods' inputs")
 
     @property
     def multiple(self) -> int:

@@ -22,6 +22,7 @@ from torch import Tensor, nn
 
 from .blocks import NAFBlock, TimeEmbedding, pad_to_multiple
 from .config import CONFIGS, ModelConfig
+from .embedding import ResidualEmbedder
 from .experts import EXPERTS, Expert, Gate
 from .statistics import ImageStatistics, spatial_mean
 
@@ -40,6 +41,8 @@ class Aux:
     weights: Tensor
     alpha: Tensor
     spatial: bool = True
+    #: the dense residual embedding ``(B, D)`` of a residual-conditioned pass, else None
+    embedding: Tensor | None = None
 
 
 class _Sequence(nn.Module):
@@ -78,15 +81,29 @@ class Backbone(nn.Module):
             channels //= 2
             self.decoders.append(_Sequence(channels, count, dim))
 
+    def widths(self) -> list[int]:
+        """Channels at each scale, finest first: every encoder level and the middle."""
+        convolutions = [down for down in self.downs if isinstance(down, nn.Conv2d)]
+        return [down.in_channels for down in convolutions] + [convolutions[-1].out_channels]
+
     def forward(
-        self, x: Tensor, time: Tensor, statistics: ImageStatistics | None = None
+        self,
+        x: Tensor,
+        time: Tensor,
+        statistics: ImageStatistics | None = None,
+        conditions: list[Tensor] | None = None,
     ) -> tuple[Tensor, Tensor]:
+        """``conditions`` (one per scale, ``widths``) are added to each scale's input."""
         x = self.intro(x)
         skips = []
-        for encoder, down in zip(self.encoders, self.downs, strict=True):
+        for level, (encoder, down) in enumerate(zip(self.encoders, self.downs, strict=True)):
+            if conditions is not None:
+                x = x + conditions[level]
             x = encoder(x, time, statistics)
             skips.append(x)
             x = down(x)
+        if conditions is not None:
+            x = x + conditions[-1]
         deep = x = self.middle(x, time, statistics)
         for up, decoder, skip in zip(self.ups, self.decoders, reversed(skips), strict=True):
             x = decoder(up(x) + skip, time, statistics)
@@ -214,6 +231,8 @@ class F2DNet(nn.Module):
             )  # fmt: skip
             if config.gate != "none":
                 self.gate = Gate(config.gate, config.time_dim)
+        if config.residual_condition:
+            self.embedder = ResidualEmbedder(self.backbone.widths(), max(4, width // 2))
         if config.aux_channels:
             # An auxiliary input (ResFlow's y) enters as an increment of the state, through
             # two 3x3 convolutions, the last zero-initialised: the network starts as if it
@@ -240,12 +259,14 @@ class F2DNet(nn.Module):
                 f"x_t and degraded must both be (B, 3, H, W), got {tuple(x_t.shape)} and "
                 f"{tuple(degraded.shape)}"
             )
-        wanted = self.config.aux_channels
-        if (aux is None) != (wanted == 0):
+        residual_condition = self.config.residual_condition
+        wanted = 3 if residual_condition else self.config.aux_channels
+        if (aux is None and wanted and not residual_condition) or (aux is not None and not wanted):
             raise ValueError(
                 f"this network takes an auxiliary input of {wanted} channels, got "
                 f"{'none' if aux is None else tuple(aux.shape)}"
             )
+        conditions, embedding = None, None
         if aux is not None:
             if (
                 aux.shape[0] != x_t.shape[0]
@@ -256,19 +277,24 @@ class F2DNet(nn.Module):
                     f"aux must be ({x_t.shape[0]}, {wanted}, {x_t.shape[-2]}, {x_t.shape[-1]}), "
                     f"got {tuple(aux.shape)}"
                 )
-            x_t = x_t + self.adapter(aux.to(x_t.dtype))
+            if residual_condition:
+                padded, _ = pad_to_multiple(aux.to(x_t.dtype), self.config.multiple)
+                conditions, embedding = self.embedder(padded)
+            else:
+                x_t = x_t + self.adapter(aux.to(x_t.dtype))
         time = self.time(t.expand(x_t.shape[0]) if t.ndim == 0 else t)
         inputs, (height, width) = pad_to_multiple(
             torch.cat([x_t, degraded], 1), self.config.multiple
         )
-        features, deep = self.backbone(inputs, time, statistics)
+        features, deep = self.backbone(inputs, time, statistics, conditions)
         output = self.shared(features)
         batch = x_t.shape[0]
         if not self.config.experts:
             residual = output[..., :height, :width]
             ones = residual.new_ones(batch, EXPERTS)
             maps = residual.new_ones(batch, EXPERTS, height, width)
-            return (residual, Aux(maps, ones, ones, spatial=False)) if return_aux else residual
+            made = Aux(maps, ones, ones, spatial=False, embedding=embedding)
+            return (residual, made) if return_aux else residual
         maps, weights = self.parser(inputs[:, 3:], statistics)
         if self.config.gate == "none":
             alpha = weights
@@ -286,7 +312,7 @@ class F2DNet(nn.Module):
         residual = output[..., :height, :width]
         if not return_aux:
             return residual
-        return residual, Aux(maps[..., :height, :width], weights, alpha, spatial=pixel)
+        return residual, Aux(maps[..., :height, :width], weights, alpha, pixel, embedding)
 
 
 def _parameters(module: nn.Module) -> int:

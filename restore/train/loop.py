@@ -5,7 +5,9 @@ time) and the transport's noise from a generator seeded by ``(seed, step, rank)`
 method (``config.method``) pose the network's input and target in closed form, regress
 the network's output on it (for ``f2d`` the residual ``x_t - mu``) with the parser's maps
 and weights supervised by the masks and the tier, clip the gradient, skip the step if the
-gradient is not finite, step AdamW at the scheduled learning rate, update the EMA.
+gradient is not finite, step AdamW at the scheduled learning rate, update the EMA. An
+adversarial method (``darcot``) first steps its critic (``adversary``), then the network on
+its terms against the critic, with the same routing terms.
 
 Everything random is a function of the seed and the step, so ``resume`` continues
 exactly: a run stopped at step k and resumed equals an uninterrupted one bit for bit on
@@ -26,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from skyclear.datasets import as_float
+from skyclear.datasets import DegradedPhotos, Unpaired, as_float
 from skyclear.degrade.seeding import entropy_seed
 from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
@@ -43,8 +45,10 @@ from ..data import open_dataset
 from ..inference import Restorer
 from ..losses import restoration_loss
 from ..nn import F2DNet
+from ..nn.model import Aux
 from ..runtime import autocast, resolve_device, use_bf16, use_channels_last
-from ..transport.methods import Predictor
+from ..transport.methods import DARCOT, Predictor
+from .adversary import Adversary
 from .distributed import Processes, start_processes
 from .folder import RunFolder, check_run_folder
 from .optim import EMA, learning_rate
@@ -54,7 +58,7 @@ from .validate import validate, validation_indices
 __all__ = ["NonFiniteError", "TrainingInterrupted", "train"]
 
 Report = Callable[[str, dict[str, Any]], None]
-_TRAIN_KEYS = ("degraded", "clean", "masks", "presence", "has_masks")
+_TRAIN_KEYS = ("degraded", "clean", "masks", "presence", "has_masks", "tier")
 
 
 class NonFiniteError(RuntimeError):
@@ -111,6 +115,7 @@ def train(
     out: str | Path,
     resume: bool = False,
     report: Report | None = None,
+    degraded: str | Path | None = None,
 ) -> dict[str, Any]:
     """Train a restorer on the data at ``data`` (see ``restore.data``) into the run folder
     ``out`` (``config.yaml``, ``last.pt``, ``best.pt``, ``log.jsonl``, ``val/*.png``).
@@ -124,6 +129,8 @@ def train(
         resume: continue from ``out/last.pt``.
         report: called with ``(event, record)`` for ``start``, ``train``, ``val``,
             ``checkpoint`` and ``end`` events (the main process only).
+        degraded: a folder of real degraded photos, the degraded side of unpaired
+            training (``config.data.unpaired``); ``data`` gives the clean side.
 
     Returns:
         The final record: ``step``, ``best`` and the last validation's ``metrics``.
@@ -150,6 +157,8 @@ def train(
         )
     if config is None:
         raise ValueError("a new run needs a config")
+    if degraded is not None and not config.data.unpaired:
+        raise ValueError("a folder of degraded photos is the degraded side of unpaired training")
     device = resolve_device(config.device)
     processes = start_processes(device.type)
     if processes.distributed and device.type == "cuda":
@@ -158,7 +167,8 @@ def train(
         torch.cuda.set_device(device)  # pinned memory and new tensors go there too
     try:
         with _Stop() as stop:
-            return _Trainer(config, data, folder, device, processes, report).run(payload, stop)
+            trainer = _Trainer(config, data, folder, device, processes, report, degraded)
+            return trainer.run(payload, stop)
     finally:
         processes.close()
 
@@ -172,6 +182,7 @@ class _Trainer:
         device: torch.device,
         processes: Processes,
         report: Report | None,
+        degraded: str | Path | None = None,
     ) -> None:
         self.config, self.folder, self.device, self.processes = config, folder, device, processes
         self.report = report if report is not None and processes.main else None
@@ -183,6 +194,8 @@ class _Trainer:
         if self.channels_last:
             self.model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         self.ema = EMA(self.model, config.optim.ema_decay)
+        method = self.method
+        self.adversary = Adversary(method, device) if isinstance(method, DARCOT) else None
         self.optimizer = torch.optim.AdamW(
             self.model.parameters(),
             lr=config.optim.lr,
@@ -197,6 +210,12 @@ class _Trainer:
         self.data_path = str(Path(data).resolve())  # recorded: comparisons check it
         # uint8 pixels between processes (and to the GPU); scaled to floats in _step.
         self.train_data = open_dataset(data, "train", crop, True, tiers, seed, uint8=True)
+        if degraded is not None:
+            real = DegradedPhotos(degraded, crop, True, uint8=True)
+            self.train_data = Unpaired.between(real, self.train_data)
+        elif config.data.unpaired:
+            self.train_data = Unpaired.split(self.train_data, seed)
+        self.degraded_path = None if degraded is None else str(Path(degraded).resolve())
         self.test_data = open_dataset(data, "test", config.data.val_crop, False, tiers, seed)
         self._check_data()
         self.state = _State()
@@ -227,6 +246,8 @@ class _Trainer:
             "bad_steps": self.state.bad_steps,
             "metrics": self.state.metrics,
             "data": self.data_path,
+            "degraded_data": self.degraded_path,
+            **({} if self.adversary is None else self.adversary.state_dict()),
         }
 
     def _restore(self, payload: dict[str, Any]) -> None:
@@ -240,6 +261,8 @@ class _Trainer:
                 group["betas"] = self.config.optim.betas
                 group["weight_decay"] = self.config.optim.weight_decay
             torch.set_rng_state(payload["rng"]["torch"])
+            if self.adversary is not None:
+                self.adversary.load_state_dict(payload)
         except (KeyError, TypeError, RuntimeError, ValueError) as error:
             raise CheckpointError(
                 f"{self.folder.last}: cannot resume from it (missing or unfit {error})"
@@ -321,7 +344,7 @@ class _Trainer:
                 "processes": self.processes.world,
                 "train_samples": len(self.train_data),  # type: ignore[arg-type]
                 "test_samples": len(self.test_data),  # type: ignore[arg-type]
-                "parameters": sum(p.numel() for p in self.model.parameters()),
+                "parameters": self._parameters(),
             },
         )
         feed: list[Iterator[dict[str, Tensor]]] = [iter(loader)]
@@ -380,6 +403,11 @@ class _Trainer:
             "samples_per_second": samples / seconds,
         }
 
+    def _parameters(self) -> int:
+        """The network's parameters, and the critic's where the method has one."""
+        critic = 0 if self.adversary is None else self.adversary.parameters
+        return sum(p.numel() for p in self.model.parameters()) + critic
+
     def _noise(self, degraded: Tensor) -> tuple[Tensor, Tensor, torch.Generator]:
         """Times, the transport's noise, and the generator that drew them, for this step
         (a function of seed, step, rank)."""
@@ -394,30 +422,25 @@ class _Trainer:
         return t, noise, generator
 
     def _step(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
-        config, device = self.config, self.device
+        device = self.device
         memory = torch.channels_last if self.channels_last else torch.contiguous_format
         on_device = as_float({key: batch[key].to(device, non_blocking=True) for key in _TRAIN_KEYS})
-        degraded, clean, masks, presence, has_masks = (on_device[key] for key in _TRAIN_KEYS)
+        degraded, clean, masks, presence, has_masks, tier = (on_device[key] for key in _TRAIN_KEYS)
         degraded = degraded.contiguous(memory_format=memory)
         clean = clean.contiguous(memory_format=memory)
         t, noise, generator = self._noise(degraded)
         method = self.method
+        if self.adversary is not None:
+            terms = self._adversarial_terms(degraded, clean, masks, presence, has_masks, tier,
+                                            generator)  # fmt: skip
+            return self._update(terms)
         draw = method.draw(degraded, clean, t, noise, generator)
         self.model.train()
         with autocast(device, self.bf16):
             kwargs = {} if draw.aux is None else {"aux": draw.aux}
             residual, aux = self.network(draw.x, draw.t, degraded, return_aux=True, **kwargs)
-        terms = restoration_loss(
-            residual,
-            draw.target,
-            maps=aux.maps if aux.spatial else None,
-            weights=aux.weights if config.model.experts else None,
-            masks=masks,
-            presence=presence,
-            has_masks=has_masks,
-            loss_weights=config.loss,
-            transport_loss=method.loss(residual, draw, degraded, clean),
-        )
+        transport = method.loss(residual, draw, degraded, clean)
+        terms = self._loss(residual, transport, aux, masks, presence, has_masks)
 
         def predict_for(condition: Tensor) -> Predictor:
             def predict(x: Tensor, times: Tensor, _: Tensor | None) -> Tensor:
@@ -431,6 +454,74 @@ class _Trainer:
         ).items():
             terms[name] = value
             terms["loss"] = terms["loss"] + weight * value
+        return self._update(terms)
+
+    def _adversarial_terms(
+        self,
+        degraded: Tensor,
+        clean: Tensor,
+        masks: Tensor,
+        presence: Tensor,
+        has_masks: Tensor,
+        tier: Tensor,
+        generator: torch.Generator,
+    ) -> dict[str, Tensor]:
+        """The critic's update and the map's loss of one step (DA-RCOT): both passes of the
+        map, the critic stepped on their restoration, then the map's terms against it."""
+        assert self.adversary is not None
+        config, device, adversary = self.config, self.device, self.adversary
+        self.model.train()
+        zero = torch.zeros(degraded.shape[0], device=device)
+        with autocast(device, self.bf16):
+            first = self.network(degraded, zero, degraded)
+            residual, aux = self.network(degraded, zero, degraded, return_aux=True, aux=first)
+        restored = degraded - residual.float()
+        critic_loss, critic_terms, diverged = adversary.critic_loss(clean, restored, generator)
+        if self.processes.any(diverged, device):
+            self._save()  # the weights before this step
+            limit = adversary.method.critic_limit
+            raise NonFiniteError(
+                f"the critic diverged at step {self.state.step + 1} (loss "
+                f"{float(critic_terms['critic']):.4g}, potentials up to "
+                f"{float(critic_terms['potential']):.4g}, limit {limit:g}); "
+                f"the last good weights are in {self.folder.last}. Lower the learning rate "
+                "(--set optim.lr=...) and resume"
+            )
+        adversary.critic_update(critic_loss, learning_rate(self.state.step, config.steps,
+                                                           config.optim))  # fmt: skip
+        paired = None if config.data.unpaired else clean
+        parts = adversary.map_terms(degraded, restored, paired, aux.embedding, tier)
+        transport = parts.pop("transport")
+        terms = self._loss(residual, transport, aux, masks, presence, has_masks, tier >= 0)
+        return {**terms, **parts, **critic_terms}
+
+    def _loss(
+        self,
+        residual: Tensor,
+        transport: Tensor,
+        aux: Aux,
+        masks: Tensor,
+        presence: Tensor,
+        has_masks: Tensor,
+        has_presence: Tensor | None = None,
+    ) -> dict[str, Tensor]:
+        """The method's ``transport`` loss plus the routing terms of the network's ``aux``."""
+        return restoration_loss(
+            residual,
+            residual,  # unused: the method's own loss is given
+            maps=aux.maps if aux.spatial else None,
+            weights=aux.weights if self.config.model.experts else None,
+            masks=masks,
+            presence=presence,
+            has_masks=has_masks,
+            loss_weights=self.config.loss,
+            transport_loss=transport,
+            has_presence=has_presence,
+        )
+
+    def _update(self, terms: dict[str, Tensor]) -> dict[str, Tensor]:
+        """Step the map on ``terms["loss"]``: clip, skip a non-finite gradient, schedule."""
+        config = self.config
         self.optimizer.zero_grad(set_to_none=True)
         terms["loss"].backward()
         clip = config.optim.grad_clip or math.inf

@@ -49,6 +49,7 @@ from .process import Transport
 from .schedules import PowerSchedule
 
 __all__ = [
+    "DARCOT",
     "F2D",
     "IRSDE",
     "METHODS",
@@ -99,6 +100,10 @@ class Method(abc.ABC):
     #: whether a share of the training times is put at ``t = 0`` (``transport.t0_fraction``:
     #: the time of one-step inference); the others train on the times they are given
     uses_t0: ClassVar[bool] = False
+    #: whether the network's auxiliary input is a transport residual (DA-RCOT's passes)
+    residual_condition: ClassVar[bool] = False
+    #: trained against a critic (``restore.train.adversary``) rather than on ``loss``
+    adversarial: ClassVar[bool] = False
 
     @abc.abstractmethod
     def draw(
@@ -437,8 +442,60 @@ class ResFlow(Method):
         return x
 
 
+@dataclass(frozen=True)
+class DARCOT(Method):
+    """DA-RCOT: a transport map learned adversarially, in two passes. Pass 1 restores
+    ``y`` unconditioned; its residual ``y - T_1(y)`` is encoded at every scale of the
+    backbone (``nn.embedding``) to condition pass 2 (zero-initialised: pass 2 starts equal
+    to pass 1). The network predicts the residual at ``t = 0``, so ``T(y) = y - r``.
+
+    Training (``restore.train.adversary``): the critic ``F`` on
+    ``-F(x) + F(T(y)) + penalty_weight * GP``, on RMSprop at ``critic_lr_ratio`` times the
+    map's learning rate; the map on ``-F(T(y)) + sigma (rms(r) + |FFT r|_1 +
+    contrastive_weight * contrastive) + paired_weight * |T(y) - x|_1``, the last term only
+    with pairs. The fields are the public code's values.
+    """
+
+    name: ClassVar[str] = "darcot"
+    nfe: ClassVar[int] = 2
+    residual_condition: ClassVar[bool] = True
+    adversarial: ClassVar[bool] = True
+    sigma: float = 1.0
+    paired_weight: float = 1e4
+    contrastive_weight: float = 0.1
+    temperature: float = 0.07
+    penalty_weight: float = 10.0
+    critic_lr_ratio: float = 2.0
+    #: a critic whose potentials reach this size has diverged (training stops)
+    critic_limit: float = 1e4
+
+    def draw(
+        self, degraded: Tensor, clean: Tensor, t: Tensor, noise: Tensor, generator: torch.Generator
+    ) -> Draw:
+        """The map's one state: the degraded image at ``t = 0``, its residual the target."""
+        zero = torch.zeros_like(t)
+        return Draw(degraded, zero, degraded - clean, torch.ones_like(t))
+
+    def sample(
+        self,
+        predict: Predictor,
+        degraded: Tensor,
+        steps: int | None = None,
+        generator: torch.Generator | None = None,
+    ) -> Tensor:
+        """Pass 1 unconditioned, then each further pass conditioned on the residual of the
+        one before (2 passes: the method's map; 1: its first pass alone)."""
+        count = self.steps_of(steps)
+        times = _times(0.0, degraded)
+        residual = None
+        for _ in range(count):
+            residual = predict(degraded, times, residual)
+        assert residual is not None
+        return degraded - residual
+
+
 METHODS: dict[str, type[Method]] = {
-    cls.name: cls for cls in (F2D, FlowMatching, IRSDE, IRFlow, ResFlow)
+    cls.name: cls for cls in (F2D, FlowMatching, IRSDE, IRFlow, ResFlow, DARCOT)
 }
 
 

@@ -4,6 +4,7 @@ checkpoint records, and refuse another's."""
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -16,7 +17,9 @@ from skyclear.restore.inference import Restorer
 from .test_restore_cli import QUICK
 
 
-@pytest.mark.parametrize(("method", "nfe"), [("irsde", 100), ("irflow", 4), ("resflow", 4)])
+@pytest.mark.parametrize(
+    ("method", "nfe"), [("irsde", 100), ("irflow", 4), ("resflow", 4), ("darcot", 2)]
+)
 def test_a_method_trains_evaluates_and_restores_at_its_own_nfe(
     store: Path, tmp_path: Path, method: str, nfe: int
 ) -> None:
@@ -32,6 +35,9 @@ def test_a_method_trains_evaluates_and_restores_at_its_own_nfe(
     assert all(torch.isfinite(torch.tensor(record["loss"])) for record in steps)
     if method == "irflow":
         assert all(record["consistency"] > 0 for record in steps)
+    if method == "darcot":  # both players logged; pairs: the L1 term is on
+        assert all(record["paired"] > 0 and record["penalty"] >= 0 for record in steps)
+        assert all(math.isfinite(record["critic"]) for record in steps)
     last = run / "last.pt"
     assert train_config_of(load_checkpoint(last), last).method == method
 
@@ -69,7 +75,7 @@ def test_an_unknown_method_is_refused_with_the_list(store: Path, tmp_path: Path)
         ["train", "--data", str(store), "--out", str(tmp_path / "r"), "--method", "ddpm", *QUICK],
     )
     assert result.exit_code == 2
-    assert "f2d, fm, irsde, irflow, resflow" in result.output
+    assert "f2d, fm, irsde, irflow, resflow, darcot" in result.output
     assert not (tmp_path / "r").exists()
 
 

@@ -29,11 +29,11 @@ def _images(seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def test_every_method_is_named_and_an_unknown_name_lists_them() -> None:
-    assert list(METHODS) == ["f2d", "fm", "irsde", "irflow", "resflow"]
+    assert list(METHODS) == ["f2d", "fm", "irsde", "irflow", "resflow", "darcot"]
     assert {name: METHODS[name].nfe for name in METHODS} == {
-        "f2d": 1, "fm": 1, "irsde": 100, "irflow": 4, "resflow": 4,
+        "f2d": 1, "fm": 1, "irsde": 100, "irflow": 4, "resflow": 4, "darcot": 2,
     }  # fmt: skip
-    with pytest.raises(ValueError, match="f2d, fm, irsde, irflow, resflow"):
+    with pytest.raises(ValueError, match="f2d, fm, irsde, irflow, resflow, darcot"):
         method_named("ddpm")
     for name in METHODS:  # zero steps is an error, not the method's own count
         assert method_named(name).steps_of(None) == METHODS[name].nfe
