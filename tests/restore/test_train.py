@@ -167,13 +167,14 @@ def test_a_signal_saves_a_loadable_checkpoint(
 
 
 @pytest.mark.slow
-def test_two_process_ddp_on_gloo(store: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("method", ["f2d", "darcot"])  # darcot: two passes and a critic
+def test_two_process_ddp_on_gloo(store: Path, tmp_path: Path, method: str) -> None:
     run = tmp_path / "ddp"
     command = [
         sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
         "-m", "skyclear.cli.restore",
         "train", "--data", str(store), "--out", str(run), "--steps", "4", "--crop", "32",
-        "--batch-size", "4", "--workers", "0", "--device", "cpu",
+        "--batch-size", "4", "--workers", "0", "--device", "cpu", "--method", method,
         "--set", "val_every=4", "--set", "log_every=2", "--set", "data.val_samples=2",
     ]  # fmt: skip
     done = subprocess.run(command, env=_environment(), capture_output=True, text=True, timeout=300)
