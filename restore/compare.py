@@ -158,7 +158,7 @@ def compare_runs(
     for run in runs:
         path = run / "last.pt" if run.is_dir() else run
         payload = load_checkpoint(path)
-        restorer = Restorer.from_checkpoint(path, device=device)
+        restorer = Restorer.from_payload(payload, path, device=device)
         resolved = str(restorer.device)
         if lpips is not None:
             lpips.to(restorer.device)

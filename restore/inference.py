@@ -46,9 +46,20 @@ class Restorer:
         cls, path: str | Path, device: str = "auto", weights: str = "ema"
     ) -> Restorer:
         """Load ``weights`` (``ema`` or ``model``) of a checkpoint, read without pickle."""
+        return cls.from_payload(load_checkpoint(path), path, device, weights)
+
+    @classmethod
+    def from_payload(
+        cls,
+        payload: dict[str, Any],
+        path: str | Path = "checkpoint",
+        device: str = "auto",
+        weights: str = "ema",
+    ) -> Restorer:
+        """``from_checkpoint`` of a checkpoint already read (``load_checkpoint``) from
+        ``path`` (named in errors)."""
         if weights not in ("ema", "model"):
             raise ValueError(f"weights must be 'ema' or 'model', got {weights!r}")
-        payload = load_checkpoint(path)
         config = train_config_of(payload, path)
         model = F2DNet(config.model)
         try:

@@ -45,8 +45,8 @@ class LossWeights:
 
 
 def restoration_loss(
-    residual: Tensor,
-    target: Tensor,
+    residual: Tensor | None = None,
+    target: Tensor | None = None,
     maps: Tensor | None = None,
     weights: Tensor | None = None,
     masks: Tensor | None = None,
@@ -59,16 +59,17 @@ def restoration_loss(
     """The training loss and its terms.
 
     Args:
-        residual: the network's output ``(B, 3, H, W)``.
-        target: ``x_t - mu``.
+        residual: the network's output ``(B, 3, H, W)`` (not needed with ``transport_loss``).
+        target: ``x_t - mu`` (likewise).
         maps: the parser's maps ``(B, 4, H, W)`` (``None``: no routing terms).
         weights: the parser's global weights ``(B, 4)``.
         masks: ground-truth masks ``(B, 4, H, W)``.
         presence: ``(B, 4)`` presence of each degradation.
         has_masks: ``(B,)`` bool, whether ``masks`` is ground truth for each sample.
         loss_weights: the weights of the routing terms.
-        transport_loss: the method's own loss of ``residual`` (IR-SDE's, ResFlow's
-            weighted one), taken as the first term instead of the MSE against ``target``.
+        transport_loss: the method's own loss (IR-SDE's, ResFlow's weighted one, DA-RCOT's
+            against its critic), taken as the first term instead of the MSE of ``residual``
+            against ``target``.
         has_presence: ``(B,)`` bool, whether ``presence`` is known for each sample (a real
             degraded photo's is not); ``None``: for all.
 
@@ -77,6 +78,8 @@ def restoration_loss(
     """
     loss_weights = loss_weights or LossWeights()
     if transport_loss is None:
+        if residual is None or target is None:
+            raise ValueError("give the residual and its target, or the method's own loss")
         transport_loss = F.mse_loss(residual.float(), target.float())
     terms = {"residual": transport_loss}
     zero = terms["residual"].new_zeros(())

@@ -440,21 +440,26 @@ class _Trainer:
             kwargs = {} if draw.aux is None else {"aux": draw.aux}
             residual, aux = self.network(draw.x, draw.t, degraded, return_aux=True, **kwargs)
         transport = method.loss(residual, draw, degraded, clean)
-        terms = self._loss(residual, transport, aux, masks, presence, has_masks)
-
-        def predict_for(condition: Tensor) -> Predictor:
-            def predict(x: Tensor, times: Tensor, _: Tensor | None) -> Tensor:
-                with autocast(device, self.bf16):
-                    return self.network(x, times, condition).float()
-
-            return predict
-
-        for name, (weight, value) in method.extra_terms(
-            predict_for, degraded, clean, generator
-        ).items():
+        terms = self._loss(transport, aux, masks, presence, has_masks)
+        extra = method.extra_terms(self._predictor, degraded, clean, generator)
+        for name, (weight, value) in extra.items():
             terms[name] = value
             terms["loss"] = terms["loss"] + weight * value
         return self._update(terms)
+
+    def _predictor(self, condition: Tensor, seen: list[Aux] | None = None) -> Predictor:
+        """The training network as a method's ``predict``, conditioned on the degraded
+        images ``condition``; with ``seen``, each evaluation's routing is appended there."""
+
+        def predict(x: Tensor, times: Tensor, extra: Tensor | None) -> Tensor:
+            kwargs = {} if extra is None else {"aux": extra}
+            with autocast(self.device, self.bf16):
+                output, aux = self.network(x, times, condition, return_aux=True, **kwargs)
+            if seen is not None:
+                seen.append(aux)
+            return output.float()
+
+        return predict
 
     def _adversarial_terms(
         self,
@@ -471,11 +476,9 @@ class _Trainer:
         assert self.adversary is not None
         config, device, adversary = self.config, self.device, self.adversary
         self.model.train()
-        zero = torch.zeros(degraded.shape[0], device=device)
-        with autocast(device, self.bf16):
-            first = self.network(degraded, zero, degraded)
-            residual, aux = self.network(degraded, zero, degraded, return_aux=True, aux=first)
-        restored = degraded - residual.float()
+        seen: list[Aux] = []  # the routing of each pass; the last pass's is trained
+        restored = adversary.method.sample(self._predictor(degraded, seen), degraded)
+        aux = seen[-1]
         critic_loss, critic_terms, diverged = adversary.critic_loss(clean, restored, generator)
         if self.processes.any(diverged, device):
             self._save()  # the weights before this step
@@ -492,12 +495,11 @@ class _Trainer:
         paired = None if config.data.unpaired else clean
         parts = adversary.map_terms(degraded, restored, paired, aux.embedding, tier)
         transport = parts.pop("transport")
-        terms = self._loss(residual, transport, aux, masks, presence, has_masks, tier >= 0)
+        terms = self._loss(transport, aux, masks, presence, has_masks, tier >= 0)
         return {**terms, **parts, **critic_terms}
 
     def _loss(
         self,
-        residual: Tensor,
         transport: Tensor,
         aux: Aux,
         masks: Tensor,
@@ -507,8 +509,6 @@ class _Trainer:
     ) -> dict[str, Tensor]:
         """The method's ``transport`` loss plus the routing terms of the network's ``aux``."""
         return restoration_loss(
-            residual,
-            residual,  # unused: the method's own loss is given
             maps=aux.maps if aux.spatial else None,
             weights=aux.weights if self.config.model.experts else None,
             masks=masks,
