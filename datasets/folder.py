@@ -8,9 +8,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 from skyclear.degrade.names import TIERS
+from torch import Tensor
 from torch.utils.data import Dataset
 
-from ._sample import Crop, Sample, make_sample
+from ._sample import Crop, Sample, _image, make_sample
 
 __all__ = ["CDD11Folder"]
 
@@ -115,6 +116,13 @@ class CDD11Folder(Dataset[Sample]):
             [numbers.setdefault(clean, len(numbers)) for _, clean, _, _ in self.items],
             dtype=np.int64,
         )
+
+    def clean_image(self, item: int) -> Tensor:
+        """Item ``item``'s clean image alone, cropped as its sample's would be: what
+        unpaired training takes of a clean-side item, without reading or making the rest."""
+        clean = _read_rgb(self.items[item][1])
+        rows, cols = self.crop.window(*clean.shape[:2])
+        return _image(clean[rows, cols], self.uint8)
 
     def __getitem__(self, item: int) -> Sample:
         degraded_path, clean_path, mask_path, tier = self.items[item]

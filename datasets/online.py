@@ -19,9 +19,10 @@ from skyclear.degrade.store.ingest import (
     source_depth,
 )
 from skyclear.degrade.store.writer import hwc_uint8, single_threaded, to_uint8
+from torch import Tensor
 from torch.utils.data import Dataset
 
-from ._sample import Crop, Sample, make_sample
+from ._sample import Crop, Sample, _image, make_sample
 
 __all__ = ["OnlineSynthesis"]
 
@@ -109,6 +110,15 @@ class OnlineSynthesis(Dataset[Sample]):
         """The photo of every item (its index in ``sources``), int64."""
         items = np.arange(len(self), dtype=np.int64)
         return (items // len(self.tiers)) % len(self.sources)
+
+    def clean_image(self, item: int) -> Tensor:
+        """Item ``item``'s clean image alone, cropped as its sample's would be: what
+        unpaired training takes of a clean-side item, without reading or making the rest."""
+        source = ((item % len(self)) // len(self.tiers)) % len(self.sources)
+        photo = read_source(self.src / self.sources[source], self.size)
+        clean = fit_photo(photo, self.size)
+        rows, cols = self.crop.window(self.size, self.size)
+        return _image(clean[rows, cols], self.uint8)
 
     def __getitem__(self, item: int) -> Sample:
         if not -len(self) <= item < len(self):

@@ -9,9 +9,10 @@ from typing import Any
 import numpy as np
 from skyclear.degrade.store.chunks import SampleChunks
 from skyclear.degrade.store.format import FORMAT, SPLITS, StoreError, open_store
+from torch import Tensor
 from torch.utils.data import Dataset
 
-from ._sample import Crop, Sample, make_sample
+from ._sample import Crop, Sample, _image, make_sample
 
 __all__ = ["CDD11H5", "CDD11Zarr"]
 
@@ -94,6 +95,15 @@ class _StoreDataset(Dataset[Sample]):
             everything = slice(None)
             cached = self._clean_cache[source] = self._read("clean", source, (everything,))
         return cached[rows, cols]
+
+    def clean_image(self, item: int) -> Tensor:
+        """Item ``item``'s clean image alone, cropped as its sample's would be: what
+        unpaired training takes of a clean-side item, without reading or making the rest."""
+        if self._handle is None:
+            self._handle = self._open()
+        source = int(self._source_of[int(self.indices[item])])
+        rows, cols = self.crop.window(self.size, self.size)
+        return _image(self._clean(source, rows, cols), self.uint8)
 
     def __getitem__(self, item: int) -> Sample:
         if not -len(self) <= item < len(self):

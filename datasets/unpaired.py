@@ -6,7 +6,8 @@
   (``Unpaired.split``) the photos are split in two by a seeded draw, and the degraded
   side keeps the samples of one half, the clean side the clean images of the other; from
   two datasets (``Unpaired.between``) every item of each. Each degraded sample is given
-  the clean image of a clean-side item drawn from torch's RNG (seeded per DataLoader
+  the clean image (``clean_image``: nothing else of that item is read or made) of a
+  clean-side item drawn from torch's RNG (seeded per DataLoader
   worker); its masks, tier and presence stay its own. Every sample carries ``photo`` and
   ``clean_photo``, the photos its two images come from (a degraded photo of its own
   folder is numbered ``-1 - index``), so a batch can be checked.
@@ -136,7 +137,7 @@ class Unpaired(Dataset[dict[str, Tensor]]):
         index = int(self.degraded_items[item])
         sample = dict(self.degraded[index])
         other = int(self.clean_items[int(torch.randint(len(self.clean_items), ()))])
-        sample["clean"] = self.clean[other]["clean"]
+        sample["clean"] = self.clean.clean_image(other)
         sample["photo"] = torch.tensor(int(self._degraded_photos[index]))
         sample["clean_photo"] = torch.tensor(int(self._clean_photos[other]))
         return sample

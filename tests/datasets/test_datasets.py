@@ -64,6 +64,21 @@ def test_sample_contract(data: dict[str, Path], name: str) -> None:
             assert float(sample["masks"][channel].max()) == 0.0
 
 
+@pytest.mark.parametrize("name", ["zarr", "h5", "folder", "online"])
+def test_clean_image_and_photos_match_the_samples(data: dict[str, Path], name: str) -> None:
+    """``clean_image`` is the sample's own clean image (whole here: no crop to differ by),
+    and ``photos`` numbers every item's photo (a tier's samples of one photo agree)."""
+    dataset = _datasets(data, crop=None, uint8=True)[name]
+    photos = dataset.photos()  # type: ignore[attr-defined]
+    photo_count = 3 if name == "online" else 2  # online has no split; the stores' train has 2
+    assert len(photos) == len(dataset) and len(set(photos.tolist())) == photo_count
+    for index in (0, 5, len(dataset) - 1):  # type: ignore[arg-type]
+        clean = dataset.clean_image(index)  # type: ignore[attr-defined]
+        assert torch.equal(clean, dataset[index]["clean"]), (name, index)
+        twin = next(i for i in range(len(photos)) if photos[i] == photos[index])
+        assert torch.equal(dataset[twin]["clean"], clean)
+
+
 def test_stores_and_exports_agree(data: dict[str, Path]) -> None:
     datasets = _datasets(data, crop=None)
     for index in range(len(datasets["zarr"])):
