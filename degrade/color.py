@@ -5,22 +5,31 @@ light. Both directions follow IEC 61966-2-1 exactly. The forward pass is written
 branch-free and in place: the piecewise curve equals
 ``power(max(x, k)) + slope * (min(x, k) - k)`` because the two pieces meet at the knee
 ``k`` (to within 3e-8: the standard's constants are rounded). That avoids a ``where`` and
-all but two temporaries, one of which (the toe) is a buffer each thread reuses; this
-conversion is the largest fixed cost of every operator on a CPU. Powers are taken as
-``exp2(g * log2(x))``: ``exp2`` costs a third of ``exp``. The gradient is given in closed
-form by a small autograd function so that the in-place
-forward stays differentiable.
+all temporaries but the toe, a buffer each thread reuses; this conversion is the largest
+fixed cost of every operator on a CPU. Powers are taken as ``exp2(g * log2(x))``
+(``exp2`` costs a third of ``exp``), with the curve's constants folded into one affine
+step each way. The gradient is given in closed form by a small autograd function so that
+the in-place forward stays differentiable.
 """
 
 from __future__ import annotations
 
-import threading
+import math
 from typing import Any
 
 import torch
 from torch import Tensor
 
-__all__ = ["encode_image", "linear_to_srgb", "srgb_to_linear", "srgb_to_linear_scalar"]
+from ._scratch import scratch_like
+
+__all__ = [
+    "decode_transient",
+    "encode_image",
+    "encode_result",
+    "linear_to_srgb",
+    "srgb_to_linear",
+    "srgb_to_linear_scalar",
+]
 
 _SRGB_KNEE = 0.04045  # encoded value where the linear toe meets the power segment
 _LINEAR_KNEE = 0.0031308  # the same point in linear light (0.04045 / 12.92)
@@ -29,39 +38,50 @@ _OFFSET = 0.055
 _GAMMA = 2.4
 
 
-_SCRATCH = threading.local()
+def _affine_(x: Tensor, scale: float, offset: float) -> Tensor:
+    """``x * scale + offset`` in place, in one pass (``x.mul_().add_()`` takes two)."""
+    return torch.add(torch.tensor(offset, dtype=x.dtype), x, alpha=scale, out=x)
 
 
-def _toe(x: Tensor, knee: float) -> Tensor:
-    """``min(x, knee) - knee`` in a buffer this thread reuses while the shape, dtype,
-    layout and device stay the same: a fresh buffer of an image's size costs a page fault
-    per 4 KiB on its first write wherever the allocator hands large blocks back to the
-    system (glibc's default), which cost more than the arithmetic. The result is
-    consumed before the next call of this thread overwrites it."""
-    held: Tensor | None = getattr(_SCRATCH, "buffer", None)
-    if (
-        held is None
-        or held.shape != x.shape
-        or held.stride() != x.stride()
-        or held.dtype != x.dtype
-        or held.device != x.device
-        or held.is_inference() != torch.is_inference_mode_enabled()
-    ):
-        held = torch.empty_like(x)
-        _SCRATCH.buffer = held
-    return torch.clamp_max(x, knee, out=held).sub_(knee)
+def _toe(x: Tensor, knee: float, slope: float, offset: float, name: str, like: Tensor) -> Tensor:
+    """``slope * min(x, knee) + offset`` in a buffer this thread reuses (``_scratch``): a
+    fresh image-sized tensor would cost more in page faults than the arithmetic. Decoding
+    and encoding use their own buffers (``name``), since the linear image an operator
+    encodes is often strided unlike the photo it decoded. It is laid out like ``like``,
+    the tensor it is added to, and consumed before the next call of this thread
+    overwrites it."""
+    return _affine_(torch.clamp_max(x, knee, out=scratch_like(name, like)), slope, offset)
+
+
+# ``power(max(x, k)) + slope * (min(x, k) - k)``, with each power as ``exp2(g log2(u))``
+# and every constant folded into an affine step: ``((x + a) / (1 + a)) ** g`` is
+# ``exp2(g log2(x + a) - g log2(1 + a))``, and ``1.055 y ** (1 / g)`` is
+# ``exp2(log2(y) / g + log2(1.055))``.
+_DECODE_SHIFT = -_GAMMA * math.log2(1.0 + _OFFSET)
+_ENCODE_SHIFT = math.log2(1.0 + _OFFSET)
+
+
+def _decode_into(x: Tensor, power: Tensor) -> Tensor:
+    """Decode ``x`` into ``power`` (a fresh or reused tensor of ``x``'s shape, or ``x``)."""
+    toe = _toe(x, _SRGB_KNEE, 1 / _TOE_SLOPE, -_SRGB_KNEE / _TOE_SLOPE, "srgb-decode-toe", power)
+    power = torch.clamp_min(x, _SRGB_KNEE, out=power).add_(_OFFSET).log2_()
+    return _affine_(power, _GAMMA, _DECODE_SHIFT).exp2_().add_(toe)
+
+
+def _encode_into(x: Tensor, power: Tensor) -> Tensor:
+    """Encode ``x`` into ``power`` (a fresh tensor of ``x``'s shape, or ``x`` itself)."""
+    shift = -_TOE_SLOPE * _LINEAR_KNEE - _OFFSET
+    toe = _toe(x, _LINEAR_KNEE, _TOE_SLOPE, shift, "srgb-encode-toe", power)
+    power = torch.clamp_min(x, _LINEAR_KNEE, out=power).log2_()
+    return _affine_(power, 1.0 / _GAMMA, _ENCODE_SHIFT).exp2_().add_(toe)
 
 
 def _decode(x: Tensor) -> Tensor:
-    power = x.clamp_min(_SRGB_KNEE).add_(_OFFSET).mul_(1.0 / (1.0 + _OFFSET))
-    power = power.log2_().mul_(_GAMMA).exp2_()
-    return power.add_(_toe(x, _SRGB_KNEE), alpha=1.0 / _TOE_SLOPE)
+    return _decode_into(x, torch.empty_like(x))
 
 
 def _encode(x: Tensor) -> Tensor:
-    power = x.clamp_min(_LINEAR_KNEE).log2_().mul_(1.0 / _GAMMA).exp2_()
-    power = power.mul_(1.0 + _OFFSET).sub_(_OFFSET)
-    return power.add_(_toe(x, _LINEAR_KNEE), alpha=_TOE_SLOPE)
+    return _encode_into(x, torch.empty_like(x))
 
 
 class _Decode(torch.autograd.Function):
@@ -109,6 +129,28 @@ def srgb_to_linear(x: Tensor) -> Tensor:
     return _decode(x)
 
 
+def decode_transient(x: Tensor) -> Tensor:
+    """``srgb_to_linear(x)`` for an image consumed within the caller's call: without a
+    gradient it goes into a buffer this thread reuses (the next call overwrites it), so
+    the caller must not return it, nor anything sharing its memory (``encode_result``).
+
+    The buffer is contiguous whatever ``x``'s layout: a photo permuted from ``(H, W, 3)``
+    is strided channels-last, and there every per-channel or per-pixel broadcast an
+    operator makes (an airlight, a transmission map) runs about 8x slower on a CPU than on
+    the contiguous image; the decode pays for the transposition once."""
+    if x.requires_grad and torch.is_grad_enabled():
+        return _Decode.apply(x)
+    return _decode_into(x, scratch_like("srgb-decode", x, memory="contiguous"))
+
+
+def encode_result(image: Tensor, linear: Tensor) -> Tensor:
+    """``encode_image`` of an operator's linear result made from ``decode_transient``'s
+    ``linear``: in place, unless the result is (or shares memory with) ``linear``, as
+    where an operator changed nothing."""
+    shared = image.untyped_storage().data_ptr() == linear.untyped_storage().data_ptr()
+    return encode_image(image, owned=not shared)
+
+
 def linear_to_srgb(x: Tensor) -> Tensor:
     """Encode linear light as sRGB.
 
@@ -136,10 +178,7 @@ def encode_image(x: Tensor, owned: bool = False) -> Tensor:
         return linear_to_srgb(x).clamp(0.0, 1.0)
     if not owned:
         return _encode(x).clamp_(0.0, 1.0)
-    toe = _toe(x, _LINEAR_KNEE)
-    encoded = x.clamp_min_(_LINEAR_KNEE).log2_().mul_(1.0 / _GAMMA).exp2_()
-    encoded = encoded.mul_(1.0 + _OFFSET).sub_(_OFFSET).add_(toe, alpha=_TOE_SLOPE)
-    return encoded.clamp_(0.0, 1.0)
+    return _encode_into(x, x).clamp_(0.0, 1.0)
 
 
 def srgb_to_linear_scalar(value: float) -> float:

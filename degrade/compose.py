@@ -26,7 +26,7 @@ import torch
 from torch import Tensor
 
 from ._validate import check_image, check_params
-from .color import encode_image, srgb_to_linear
+from .color import decode_transient, encode_result, srgb_to_linear
 from .functional.particles import Medium
 from .names import DEGRADATIONS, ORDERS, TIERS
 from .ops.base import Operator, Params
@@ -179,9 +179,9 @@ class Composite:
         present: tuple[str, ...],
         depth: Tensor | None,
     ) -> TierResult:
-        linear = srgb_to_linear(_single_or_double(x))
+        linear = decode_transient(_single_or_double(x))
         image, masks = self._degrade_linear(linear, present, params, depth)
-        image = encode_image(image, owned=True)  # made here from ``linear``, never ``x``
+        image = encode_result(image, linear)  # made here from ``linear``, never ``x``
         return TierResult(image.to(x.dtype), masks.to(x.dtype), params, tier)
 
     def _degrade_linear(

@@ -19,6 +19,8 @@ import math
 import torch
 from torch import Tensor
 
+from .._scratch import scratch_like
+
 __all__ = ["MAX_SEED", "normal", "random_bits", "uniform", "uniform_streams"]
 
 MAX_SEED = 2**32 - 1
@@ -33,9 +35,10 @@ def _mix32(v: Tensor) -> Tensor:
     """lowbias32 on int32 lanes, in place; multiplications wrap modulo 2**32 as in C.
 
     The shifts are arithmetic, so the bits shifted in are masked off. In place the
-    passes cost half as much as with a new tensor for each.
+    passes cost half as much as with a new tensor for each; the shifted copy of an
+    image-sized draw goes into a buffer this thread reuses.
     """
-    shifted = torch.empty_like(v)
+    shifted = scratch_like("mix32", v) if v.numel() >= _CACHE_FROM else torch.empty_like(v)
 
     def xorshift(bits: int) -> None:
         torch.bitwise_right_shift(v, bits, out=shifted)
@@ -103,8 +106,12 @@ def random_bits(seed: Tensor, count: int, stream: int) -> Tensor:
         count: number of words per sample.
         stream: a small integer naming the use (two streams of one seed are independent).
     """
-    key = _keys(seed, torch.tensor([stream], device=seed.device))
-    return _mix32(_scrambled_index(count, seed.device).unsqueeze(0) ^ key)
+    return _mix32(_scrambled_index(count, seed.device).unsqueeze(0) ^ _key(seed, stream))
+
+
+def _key(seed: Tensor, stream: int) -> Tensor:
+    """``(B, 1)`` int32 keys of one stream."""
+    return _keys(seed, torch.tensor([stream], device=seed.device))
 
 
 def uniform(
@@ -168,15 +175,21 @@ def normal(
     Image-sized draws look the quantiles up in a table instead of computing them.
     """
     count = math.prod(shape)
-    words = random_bits(seed, (count + 1) // 2, stream)
-    halves = words.view(torch.int16)[:, :count]  # two signed 16-bit lanes per word
     work = _work_dtype(dtype)
     if count * seed.shape[0] < _CACHE_FROM:
-        values = _quantiles(halves, work)
+        words = random_bits(seed, (count + 1) // 2, stream)
+        values = _quantiles(words.view(torch.int16)[:, :count], work)
     else:
+        # The words and the table index are consumed here: both go into buffers this
+        # thread reuses, so only the values are a fresh tensor.
+        scrambled = _scrambled_index((count + 1) // 2, seed.device).unsqueeze(0)
+        words = scratch_like("normal-words", scrambled.expand(seed.shape[0], -1))
+        _mix32(torch.bitwise_xor(scrambled, _key(seed, stream), out=words))
+        halves = words.view(torch.int16)[:, :count]  # two signed 16-bit lanes per word
+        index = scratch_like("normal-index", halves, torch.int32)
+        index.copy_(halves).add_(32768)
         table = _quantile_table(work, seed.device)
-        index = halves.reshape(-1).to(torch.int32).add_(32768)
-        values = torch.index_select(table, 0, index)
+        values = torch.index_select(table, 0, index.view(-1))
     return values.view(seed.shape[0], *shape).to(dtype)
 
 

@@ -67,7 +67,9 @@ def transmission(beta: Tensor, depth: Tensor) -> Tensor:
 def scatter(x: Tensor, t: Tensor, airlight: Tensor) -> Tensor:
     """``J t + A (1 - t)`` for linear ``x`` (B, 3, H, W), ``t`` (B, 1, H, W), ``A`` (B, 3)."""
     light = airlight.to(device=x.device, dtype=x.dtype).view(-1, 3, 1, 1)
-    return light + (x - light) * t
+    if torch.is_grad_enabled() and (x.requires_grad or t.requires_grad or light.requires_grad):
+        return light + (x - light) * t
+    return torch.sub(x, light).mul_(t).add_(light)  # one image-sized tensor, not three
 
 
 def extinction_field(
@@ -261,4 +263,7 @@ def haze(
     else:
         size = (x.shape[-2], x.shape[-1])
         t = transmission(extinction_field(beta, nonuniformity, seed, size, x.dtype), depth)
-    return scatter(x, t, airlight), 1.0 - t
+    image = scatter(x, t, airlight)
+    if torch.is_grad_enabled() and (t.requires_grad or image.requires_grad):
+        return image, 1.0 - t
+    return image, t.neg_().add_(1.0)  # ``t`` is this call's own, and no longer needed

@@ -21,6 +21,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from .._scratch import scratch_like
 from . import counter_rng
 from .fields import smooth_field
 
@@ -97,7 +98,9 @@ def sensor_noise(x: Tensor, shot: Tensor, read: Tensor, bits: Tensor, seed: Tens
     with torch.no_grad():
         noise = counter_rng.normal(seed, tuple(x.shape[1:]), _STREAM_NOISE, x.dtype)
         # mul then add_: addcmul with per-sample broadcast operands takes a slow path.
-        std = torch.mul(x.detach(), _per_sample(shot, x)).add_(_per_sample(read, x))
+        # The deviation is consumed at once: a buffer this thread reuses (``_scratch``).
+        std = torch.mul(x.detach(), _per_sample(shot, x), out=scratch_like("sensor-std", x))
+        std.add_(_per_sample(read, x))
         noise.mul_(std.clamp_min_(0.0).sqrt_())
     noisy = (x + noise).clamp(0.0, 1.0) if tracked else noise.add_(x).clamp_(0.0, 1.0)
     quantised = bits > 0
@@ -128,5 +131,10 @@ def low_light(
         ``(B, 1, H, W)``.
     """
     gain = illumination_gain(exposure, spread, seed, (x.shape[-2], x.shape[-1]), x.dtype)
-    image = sensor_noise(x * gain, shot, read, bits, seed)
-    return image, (1.0 - gain).clamp(0.0, 1.0)
+    if torch.is_grad_enabled() and (x.requires_grad or gain.requires_grad):
+        image = sensor_noise(x * gain, shot, read, bits, seed)
+        return image, (1.0 - gain).clamp(0.0, 1.0)  # ``x * gain`` saved ``gain``
+    # Untracked, the lit image is consumed by the noise: a buffer this thread reuses.
+    lit = torch.mul(x, gain, out=scratch_like("low-light-lit", x))
+    image = sensor_noise(lit, shot, read, bits, seed)
+    return image, gain.neg_().add_(1.0).clamp_(0.0, 1.0)

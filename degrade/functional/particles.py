@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from .._scratch import scratch_like
 from . import counter_rng
 
 _LOG2_E = 1.0 / math.log(2.0)
@@ -334,18 +335,23 @@ def composite_layers(
     image.mul_(last)
     if layers > 1:
         steps = (colours[:, 1:] - colours[:, :-1]).transpose(1, 2)  # (B, 3, L - 1)
-        nearer = transmit[:, : layers - 1].reshape(batch, layers - 1, height * width)
-        image.view(batch, 3, height * width).baddbmm_(steps, nearer)
+        nearer = transmit[:, : layers - 1]
+        if not (nearer.is_contiguous() or (torch.is_grad_enabled() and nearer.requires_grad)):
+            # A splat's planes keep their padding: lay them out flat in a reused buffer.
+            nearer = scratch_like("particle-nearer", nearer, memory="contiguous").copy_(nearer)
+        flat = nearer.reshape(batch, layers - 1, height * width)
+        image.view(batch, 3, height * width).baddbmm_(steps, flat)
     image.add_(colours[:, 0].view(batch, 3, 1, 1))
     return image, last.mul(clear).neg_().add_(1.0)
 
 
-def visibility(scene: Tensor, distances: list[float]) -> Tensor:
+def visibility(scene: Tensor, distances: list[float], out: Tensor | None = None) -> Tensor:
     """How much of each layer ``z`` metres away (one per ``distances``) is seen in front of
     a scene at depth ``scene`` ``(B, 1, H, W)``: ``sigmoid((d - z) / (OCCLUSION_SOFTNESS
-    z))``, ``(B, len(distances), H, W)``, computed in that one tensor's memory."""
+    z))``, ``(B, len(distances), H, W)``, computed in that one tensor's memory (``out``
+    where given)."""
     z = torch.tensor(distances, device=scene.device, dtype=scene.dtype).view(1, -1, 1, 1)
-    return torch.sub(scene, z).mul_(1.0 / (OCCLUSION_SOFTNESS * z)).sigmoid_()
+    return torch.sub(scene, z, out=out).mul_(1.0 / (OCCLUSION_SOFTNESS * z)).sigmoid_()
 
 
 def composite_particles(
@@ -379,7 +385,12 @@ def composite_particles(
         scene = scene.to(device=x.device, dtype=x.dtype)
         if scene.numel() and float(scene.amin()) <= 0:  # a copy only where there are holes
             scene = scene.masked_fill(scene <= 0, math.inf)
-        tau = tau.mul_(visibility(scene, distances))
+        if torch.is_grad_enabled() and (tau.requires_grad or scene.requires_grad):
+            tau = tau.mul_(visibility(scene, distances))
+        else:  # consumed at once: a buffer this thread reuses
+            shape = (scene.shape[0], len(distances), *scene.shape[-2:])
+            held = scratch_like("particle-visibility", scene.expand(shape), memory="contiguous")
+            tau = tau.mul_(visibility(scene, distances, out=held))
         veil = visibility(scene, [veil_distance]).mul_(per_sample(veil, x).view(-1, 1, 1, 1))
     return composite_layers(x, tau, colours, veil, veil_colour)
 

@@ -11,7 +11,7 @@ import torch
 from torch import Tensor
 
 from .._validate import check_image, check_params, check_range
-from ..color import encode_image, srgb_to_linear
+from ..color import decode_transient, encode_result
 from ..functional.counter_rng import MAX_SEED
 
 __all__ = ["OpResult", "Operator", "Params", "Range"]
@@ -141,11 +141,11 @@ class Operator(abc.ABC):
         # Half precision cannot hold pixel positions or 24-bit random numbers: compute in
         # float32 and hand back the caller's dtype.
         work = x.float() if x.dtype in _HALF else x
-        linear = srgb_to_linear(work)
+        linear = decode_transient(work)
         image, mask = self.apply_linear(linear, params, **context)
-        # The operator's result, or ``linear`` itself where it changed nothing: made here
-        # either way, never the caller's ``x``, so it may be encoded in place.
-        image = encode_image(image, owned=True)
+        # The operator's result is made here, never the caller's ``x``, so it is encoded in
+        # place, unless it is ``linear`` itself (reused by the next call).
+        image = encode_result(image, linear)
         return OpResult(image.to(x.dtype), mask.to(x.dtype), params)
 
 
