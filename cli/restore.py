@@ -7,6 +7,7 @@ import click
 from .restore_ablate import ablate
 from .restore_compare import compare
 from .restore_eval import evaluate
+from .restore_export import export
 from .restore_run import run
 from .restore_train import train
 
@@ -20,7 +21,8 @@ def main() -> None:
     `restore eval --ckpt runs/tiny/last.pt --data data.zarr --out runs/tiny/eval`, then
     `restore run --ckpt runs/tiny/best.pt --input photos/ --out restored/`.
     `restore ablate` trains and scores the ablation ladder; `restore compare` scores runs
-    of any methods (`restore train --method`) side by side.
+    of any methods (`restore train --method`) side by side; `restore export` writes a
+    checkpoint as an ONNX file that runs without skyclear.
     """
 
 
@@ -29,6 +31,7 @@ main.add_command(evaluate)
 main.add_command(run)
 main.add_command(ablate)
 main.add_command(compare)
+main.add_command(export)
 
 if __name__ == "__main__":
     main()

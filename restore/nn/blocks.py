@@ -57,7 +57,9 @@ class TimeEmbedding(nn.Module):
         )
         angles = t.float().view(-1, 1) * 1000.0 * frequencies.view(1, -1)
         features = torch.cat([angles.sin(), angles.cos()], dim=1)
-        return self.mlp(features.to(next(self.mlp.parameters()).dtype))
+        # The first layer's dtype, read as TorchScript can (it has no ``next``).
+        dtype: torch.dtype = self.mlp[0].weight.dtype  # type: ignore[assignment]
+        return self.mlp(features.to(dtype))
 
 
 class NAFBlock(nn.Module):
