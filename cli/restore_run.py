@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
 from collections.abc import Callable
@@ -15,6 +16,7 @@ from ._restore_options import method_option
 
 if TYPE_CHECKING:
     from skyclear.restore.batch import Job
+    from skyclear.restore.images import Photo
     from skyclear.restore.inference import Restorer
 
 __all__ = ["run"]
@@ -80,6 +82,16 @@ _ALLOCATION_FAILED = ("can't allocate memory", "out of memory", "not enough memo
     "colour, titled with its global weights.",
 )
 @click.option(
+    "--batch-size",
+    type=click.IntRange(1, 1024),
+    default=1,
+    show_default=True,
+    help="Restore up to N consecutive photos of one size (in the folder's sorted order) in "
+    "one batch, where they fit in the memory free; each result is the one the photo gets "
+    "alone. Photos in tiles, and samplers that draw noise (--steps > 1 for f2d, irsde, "
+    "resflow), go one at a time.",
+)
+@click.option(
     "--device",
     default="auto",
     show_default=True,
@@ -120,6 +132,7 @@ def run(
     weights: str,
     max_pixels: int | None,
     overwrite: bool,
+    batch_size: int,
 ) -> None:
     """Restore photos that are dark, hazy, rainy or snowy.
 
@@ -150,7 +163,8 @@ def run(
         raise click.BadParameter(str(error), param_hint="--method") from error
     _check_tiles(restorer, tile, overlap)
     steps = restorer.method.steps_of(steps)
-    options = Options(steps, seed, tile, overlap, max_pixels, restorer.method.draws_noise(steps))
+    noisy = restorer.method.draws_noise(steps)
+    options = Options(steps, seed, tile, overlap, max_pixels, noisy, batch_size)
     provenance = json.dumps(
         {"checkpoint": checkpoint_digest(ckpt), "weights": weights, **options.pixels()},
         sort_keys=True,
@@ -188,6 +202,13 @@ class Options:
     overlap: int | None
     max_pixels: int | None
     noisy: bool = False  # whether the sampler draws noise (then the seed matters)
+    batch: int = 1  # photos of one size per network evaluation
+
+    @property
+    def batches(self) -> bool:
+        """Whether photos are batched: more than one asked for, whole photos only (tiles
+        take one photo), and a sampler without noise (a photo's noise is its own seed's)."""
+        return self.batch > 1 and not self.tile and not self.noisy
 
     def pixels(self) -> dict[str, int | None]:
         """The options that change a result's pixels (the seed only where the sampler
@@ -229,33 +250,132 @@ def _out_of_memory(error: BaseException) -> bool:
 def _restore_all(
     restorer: Restorer, jobs: list[Job], show_progress: bool, options: Options, provenance: str
 ) -> int:
-    """Restore each job in turn under a progress bar; a job that fails is reported on one
-    line of stderr (its name and why) and the others go on. Returns how many succeeded."""
-    import torch
-    from skyclear.restore.images import UnusableImageError
+    """Restore each job under a progress bar (photos/s), consecutive photos of one size
+    ``options.batch`` at a time; a job that fails is reported on one line of stderr (its
+    name and why) and the others go on. Returns how many succeeded."""
     from tqdm import tqdm
 
-    bar = tqdm(jobs, desc="restoring", unit=" photos", disable=not show_progress or len(jobs) < 2,
-               file=sys.stderr, dynamic_ncols=True)  # fmt: skip
+    bar = tqdm(total=len(jobs), desc="restoring", unit=" photos", file=sys.stderr,
+               disable=not show_progress or len(jobs) < 2, dynamic_ncols=True)  # fmt: skip
     restored = 0
-    for job in bar:
-        try:
-            _restore_one(restorer, job, options, provenance, bar.write)
-        except UnusableImageError as error:
-            reason = error.reason
-        except OSError as error:
-            reason = f"could not write its result ({error})"
-        except (RuntimeError, MemoryError) as error:
-            if not _out_of_memory(error):
-                raise
-            reason = _memory_advice(restorer, job, options)
-            if restorer.device.type == "cuda":
-                torch.cuda.empty_cache()
-        else:
-            restored += 1
+    pending: list[tuple[Job, Photo]] = []
+
+    def guarded(job: Job, action: Callable[[], None]) -> bool:
+        """Run ``action`` for ``job``; report a failure the run goes on after."""
+        reason = _attempt(restorer, job, options, action)
+        if reason is not None:
+            bar.write(f"failed {job.name}: {reason}", file=sys.stderr)
+        return reason is None
+
+    def flush() -> None:
+        nonlocal restored
+        batch, pending[:] = list(pending), []
+        if len(batch) > 1 and _batch_fits(restorer, batch):
+            try:
+                restored += _restore_batch(restorer, batch, options, provenance, bar.write)
+                bar.update(len(batch))
+                return
+            except (RuntimeError, MemoryError) as error:
+                if not _out_of_memory(error):
+                    raise
+                _release(restorer)  # one at a time instead, each with its own advice
+        for job, photo in batch:
+            action = functools.partial(
+                _restore_photo, restorer, job, photo, options, provenance, bar.write
+            )
+            restored += guarded(job, action)
+            bar.update(1)
+
+    for job in jobs:
+        read: list[Photo] = []
+        if not guarded(job, functools.partial(_read_into, read, job, options)):
+            bar.update(1)
             continue
-        bar.write(f"failed {job.name}: {reason}", file=sys.stderr)
+        photo = read[0]
+        if pending and (len(pending) == options.batch or _size(pending[0][1]) != _size(photo)):
+            flush()
+        pending.append((job, photo))
+        if not options.batches:
+            flush()
+    flush()
+    bar.close()
     return restored
+
+
+def _attempt(
+    restorer: Restorer, job: Job, options: Options, action: Callable[[], None]
+) -> str | None:
+    """Run ``action``; ``None`` if it succeeded, else why it failed (an error no photo
+    explains is raised)."""
+    from skyclear.restore.images import UnusableImageError
+
+    try:
+        action()
+    except UnusableImageError as error:
+        return error.reason
+    except OSError as error:
+        return f"could not write its result ({error})"
+    except (RuntimeError, MemoryError) as error:
+        if not _out_of_memory(error):
+            raise
+        _release(restorer)
+        return _memory_advice(restorer, job, options)
+    return None
+
+
+def _release(restorer: Restorer) -> None:
+    import torch
+
+    if restorer.device.type == "cuda":
+        torch.cuda.empty_cache()
+
+
+def _size(photo: Photo) -> tuple[int, ...]:
+    return tuple(photo.image.shape[-2:])
+
+
+def _batch_fits(restorer: Restorer, batch: list[tuple[Job, Photo]]) -> bool:
+    """Whether one network evaluation of the whole batch fits in 80 % of the memory free."""
+    from skyclear.restore.memory import activation_bytes, available_bytes
+
+    height, width = _size(batch[0][1])
+    precision = 2 if restorer.bf16 else 4
+    needed = len(batch) * activation_bytes(restorer.config.model, height, width, precision)
+    return needed <= 0.8 * available_bytes(restorer.device)
+
+
+def _restore_batch(
+    restorer: Restorer,
+    batch: list[tuple[Job, Photo]],
+    options: Options,
+    provenance: str,
+    say: Callable[..., None],
+) -> int:
+    """Restore photos of one size in one batch (deterministic samplers only: a photo's
+    result is the one it gets alone); write each. Returns how many were written."""
+    import torch
+    from skyclear.restore.batch import PROVENANCE_KEY
+    from skyclear.restore.images import save_png, write_photo
+    from skyclear.restore.visual import maps_strip
+
+    images = torch.cat([photo.image for _, photo in batch])
+    restored, aux = restorer(images, options.steps, None)
+    text = {PROVENANCE_KEY: provenance}
+    written = 0
+    for index, (job, photo) in enumerate(batch):
+
+        def write(index: int = index, job: Job = job, photo: Photo = photo) -> None:
+            write_photo(job.output, photo, restored[index : index + 1], text)
+            if job.maps is not None:
+                strip = maps_strip(aux.maps[index], aux.weights[index])
+                save_png(job.maps, strip, None, text)
+
+        reason = _attempt(restorer, job, options, write)
+        if reason is None:
+            written += 1
+        else:
+            say(f"failed {job.name}: {reason}", file=sys.stderr)
+    return written
 
 
 def _memory_advice(restorer: Restorer, job: Job, options: Options) -> str:
@@ -280,20 +400,28 @@ def _memory_advice(restorer: Restorer, job: Job, options: Options) -> str:
     )
 
 
-def _restore_one(
+def _read_into(photos: list[Photo], job: Job, options: Options) -> None:
+    from skyclear.restore.images import read_photo
+
+    photos.append(read_photo(job.source, options.max_pixels))
+
+
+def _restore_photo(
     restorer: Restorer,
     job: Job,
+    photo: Photo,
     options: Options,
     provenance: str,
     say: Callable[[str], None],
 ) -> None:
+    """Restore one photo, whole or in tiles (``--tile``, or those that fit the memory free),
+    and write it."""
     import torch
     from skyclear.restore.batch import PROVENANCE_KEY
-    from skyclear.restore.images import read_photo, save_png, write_photo
+    from skyclear.restore.images import save_png, write_photo
     from skyclear.restore.memory import activation_bytes, available_bytes, fitting_tile
     from skyclear.restore.visual import maps_strip
 
-    photo = read_photo(job.source, options.max_pixels)
     height, width = photo.image.shape[-2:]
     tile = options.tile
     if not tile:

@@ -147,3 +147,41 @@ def test_unusable_checkpoints_are_refused_before_anything_runs(tmp_path: Path) -
         assert code == 2 and message in output and "--ckpt" in output, output
     assert not marker.exists(), "the pickle's command must never run"
     assert not (tmp_path / "o").exists()
+
+
+def test_photos_of_one_size_are_batched_and_restore_as_they_do_alone(
+    checkpoint: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from skyclear.restore.inference import Restorer
+
+    src = tmp_path / "src"
+    src.mkdir()
+    for index, (name, size) in enumerate(
+        [("a", (40, 56)), ("b", (40, 56)), ("c", (40, 56)), ("d", (32, 32)), ("e", (40, 56))]
+    ):
+        Image.fromarray(_rgb(*size, seed=index)).save(src / f"{name}.png")
+    Image.fromarray(_rgb(40, 56, 9)[..., 0]).save(src / "f.png")  # grey: batched all the same
+    batches: list[int] = []
+    original = Restorer.__call__
+
+    def counted(self: Restorer, degraded: torch.Tensor, *args: object) -> object:
+        batches.append(degraded.shape[0])
+        return original(self, degraded, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Restorer, "__call__", counted)
+    outputs = {}
+    for size in (1, 3):
+        batches.clear()
+        out = tmp_path / f"out{size}"
+        code, output = _invoke("--ckpt", checkpoint, "--input", src, "--out", out,
+                               "--batch-size", size, "--save-maps")  # fmt: skip
+        assert code == 0, output
+        assert "restored 6 of 6" in output
+        outputs[size] = {p.name: np.asarray(Image.open(p)) for p in sorted(out.glob("*.png"))}
+        expected = [1] * 6 if size == 1 else [3, 1, 2]  # a b c | d | e f
+        assert batches == expected
+    assert outputs[1].keys() == outputs[3].keys() and len(outputs[1]) == 12
+    for name, alone in outputs[1].items():
+        together = outputs[3][name]
+        assert alone.shape == together.shape
+        assert np.abs(alone.astype(int) - together.astype(int)).max() <= 1, name
