@@ -89,7 +89,7 @@ _ALLOCATION_FAILED = ("can't allocate memory", "out of memory", "not enough memo
     help="Restore up to N consecutive photos of one size (in the folder's sorted order) in "
     "one batch, where they fit in the memory free; each result is the one the photo gets "
     "alone. Photos in tiles, and samplers that draw noise (--steps > 1 for f2d, irsde, "
-    "resflow), go one at a time.",
+    "resflow), go one at a time. For GPUs: on a CPU batches rarely pay.",
 )
 @click.option(
     "--device",
