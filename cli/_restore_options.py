@@ -50,3 +50,14 @@ def method_option(command: Callable[..., None]) -> Callable[..., None]:
         help="Refuse the checkpoint unless it was trained as this method (f2d, fm, irsde, "
         "irflow, resflow): its own sampler is always the one used.",
     )(command)
+
+
+def weights_option(command: Callable[..., None]) -> Callable[..., None]:
+    """``--weights``: the checkpoint's moving average of the weights, or its raw ones."""
+    return click.option(
+        "--weights",
+        type=click.Choice(["ema", "model"]),
+        default="ema",
+        show_default=True,
+        help="The checkpoint's moving-average weights (ema) or its raw ones (model).",
+    )(command)

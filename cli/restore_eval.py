@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from ._restore_options import check_lpips, load_lpips, lpips_options, method_option
+from ._restore_options import check_lpips, load_lpips, lpips_options, method_option, weights_option
 
 
 @click.command(name="eval")
@@ -38,13 +38,7 @@ from ._restore_options import check_lpips, load_lpips, lpips_options, method_opt
     "or an earlier report's, whose files are replaced.",
 )
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
-@click.option(
-    "--weights",
-    type=click.Choice(["ema", "model"]),
-    default="ema",
-    show_default=True,
-    help="The moving average of the weights, or the raw weights.",
-)
+@weights_option
 @click.option("--y-channel", is_flag=True, help="PSNR and SSIM on BT.601 luma instead of RGB.")
 @click.option(
     "--workers", type=click.IntRange(0), default=0, show_default=True, help="Loader processes."

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from ._restore_options import weights_option
+
 __all__ = ["export"]
 
 
@@ -36,13 +38,7 @@ __all__ = ["export"]
     help="Network evaluations unrolled into the graph (default: the method's own). Only "
     "deterministic samplers export: f2d and fm at 1, darcot, irflow.",
 )
-@click.option(
-    "--weights",
-    type=click.Choice(["ema", "model"]),
-    default="ema",
-    show_default=True,
-    help="The checkpoint's moving-average weights (ema) or its raw ones (model).",
-)
+@weights_option
 @click.option(
     "--verify/--no-verify",
     default=True,

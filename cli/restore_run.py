@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from ._restore_options import method_option
+from ._restore_options import method_option, weights_option
 
 if TYPE_CHECKING:
     from skyclear.restore.batch import Job
@@ -92,18 +92,19 @@ _ALLOCATION_FAILED = ("can't allocate memory", "out of memory", "not enough memo
     "resflow), go one at a time. For GPUs: on a CPU batches rarely pay.",
 )
 @click.option(
+    "--keep-profile",
+    is_flag=True,
+    help="A photo tagged with a colour profile other than sRGB (Adobe RGB, Display P3) is "
+    "converted to sRGB for the network and its result tagged sRGB; with this flag the "
+    "result is converted back and tagged with the photo's own profile.",
+)
+@click.option(
     "--device",
     default="auto",
     show_default=True,
     help="auto (CUDA when present), cpu, cuda or cuda:N.",
 )
-@click.option(
-    "--weights",
-    type=click.Choice(["ema", "model"]),
-    default="ema",
-    show_default=True,
-    help="The checkpoint's moving-average weights (ema) or its raw ones (model).",
-)
+@weights_option
 @click.option(
     "--max-pixels",
     type=click.IntRange(1),
@@ -133,11 +134,13 @@ def run(
     max_pixels: int | None,
     overwrite: bool,
     batch_size: int,
+    keep_profile: bool,
 ) -> None:
     """Restore photos that are dark, hazy, rainy or snowy.
 
     Any still image Pillow reads: grey stays grey, alpha is kept as it is, 16-bit photos
-    give 16-bit PNGs, EXIF orientation is applied. A photo too large to restore whole in
+    give 16-bit PNGs, EXIF orientation is applied and EXIF kept, a photo in another colour
+    profile (Adobe RGB, Display P3) is restored in sRGB. A photo too large to restore whole in
     the memory free is restored in tiles of a size that fits, and the run says so. A file
     that cannot be restored is reported on one line and the others go on; the exit status
     is then 1. Each PNG records the checkpoint and options that made it.
@@ -164,7 +167,7 @@ def run(
     _check_tiles(restorer, tile, overlap)
     steps = restorer.method.steps_of(steps)
     noisy = restorer.method.draws_noise(steps)
-    options = Options(steps, seed, tile, overlap, max_pixels, noisy, batch_size)
+    options = Options(steps, seed, tile, overlap, max_pixels, noisy, batch_size, keep_profile)
     provenance = json.dumps(
         {"checkpoint": checkpoint_digest(ckpt), "weights": weights, **options.pixels()},
         sort_keys=True,
@@ -203,6 +206,7 @@ class Options:
     max_pixels: int | None
     noisy: bool = False  # whether the sampler draws noise (then the seed matters)
     batch: int = 1  # photos of one size per network evaluation
+    keep_profile: bool = False  # converted photos written back in their own profile
 
     @property
     def batches(self) -> bool:
@@ -210,7 +214,7 @@ class Options:
         take one photo), and a sampler without noise (a photo's noise is its own seed's)."""
         return self.batch > 1 and not self.tile and not self.noisy
 
-    def pixels(self) -> dict[str, int | None]:
+    def pixels(self) -> dict[str, int | bool | None]:
         """The options that change a result's pixels (the seed only where the sampler
         draws noise)."""
         return {
@@ -218,6 +222,7 @@ class Options:
             "seed": self.seed if self.noisy else None,
             "tile": self.tile,
             "overlap": self.overlap,
+            **({"keep_profile": True} if self.keep_profile else {}),
         }
 
 
@@ -292,6 +297,8 @@ def _restore_all(
             bar.update(1)
             continue
         photo = read[0]
+        for note in photo.notes:
+            bar.write(note, file=sys.stderr)
         if pending and (len(pending) == options.batch or _size(pending[0][1]) != _size(photo)):
             flush()
         pending.append((job, photo))
@@ -365,7 +372,7 @@ def _restore_batch(
     for index, (job, photo) in enumerate(batch):
 
         def write(index: int = index, job: Job = job, photo: Photo = photo) -> None:
-            write_photo(job.output, photo, restored[index : index + 1], text)
+            write_photo(job.output, photo, restored[index : index + 1], text, options.keep_profile)
             if job.maps is not None:
                 strip = maps_strip(aux.maps[index], aux.weights[index])
                 save_png(job.maps, strip, None, text)
@@ -439,6 +446,6 @@ def _restore_photo(
     else:
         restored, aux = restorer(photo.image, options.steps, generator)
     text = {PROVENANCE_KEY: provenance}
-    write_photo(job.output, photo, restored, text)
+    write_photo(job.output, photo, restored, text, options.keep_profile)
     if job.maps is not None:
         save_png(job.maps, maps_strip(aux.maps[0], aux.weights[0]), None, text)

@@ -13,8 +13,15 @@ input's form needs; ``write_photo`` writes the restored tensor as a PNG of that 
   kept unchanged, bit for bit, and reattached to the restored colours;
 * 16-bit in, 16-bit out: 16-bit grey, grey+alpha, RGB and RGBA PNGs and 16-bit colour
   TIFFs are read at full precision and written as 16-bit PNGs;
-* palette, CMYK and YCbCr images become RGB; an ICC profile is carried over unless the
-  colours were converted from another colour model (CMYK).
+* palette, CMYK and YCbCr images become RGB;
+* colour management (``restore.colour``): an 8-bit photo tagged with an RGB profile other
+  than sRGB (Adobe RGB, Display P3) is converted to sRGB for the network and its result
+  is tagged sRGB (``write_photo(..., keep_profile=True)`` converts it back and embeds the
+  photo's own profile); an sRGB or grey profile is carried over as it is; a profile that
+  cannot be read, or one that is not RGB, leaves the photo taken as sRGB, with a note; a
+  16-bit photo with another RGB profile is restored in its own space (Pillow converts 8
+  bits only), with a note. The notes are in ``Photo.notes``, for the caller to show;
+* EXIF is kept, with its orientation reset to upright (the pixels are turned already).
 
 Refused, with ``UnusableImageError`` naming the file and the reason: files that are not
 images, corrupt or truncated ones, animated or multi-frame ones, decompression bombs
@@ -24,6 +31,7 @@ images, for instance).
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +44,7 @@ from PIL import Image, ImageFile, PngImagePlugin
 from skyclear.degrade.io import UnusableImageError, open_still
 from torch import Tensor
 
+from .colour import ProfileError, from_srgb, profile_info, srgb_profile, to_srgb
 from .png16 import read_wide_png, wide_rawmode, write_png16
 
 __all__ = [
@@ -67,8 +76,13 @@ class Photo:
         bits: bits per sample written back, 8 or 16.
         alpha: the ``(H, W)`` alpha channel (uint8 for 8 bits, uint16 for 16), upright,
             reattached unchanged; ``None`` without one.
-        icc_profile: the source's ICC profile, written with the result.
+        icc_profile: the ICC profile written with the result: the source's, or sRGB's
+            where the pixels were converted to sRGB.
         source_mode: what the file held, for people (``RGBA``, ``I;16``, ``RGB;16``...).
+        exif: the source's EXIF block, orientation reset to upright; ``None`` without one.
+        source_profile: the source's own profile where the pixels were converted from it
+            (for ``keep_profile``); else ``None``.
+        notes: what a person should know about how the photo was read (one line each).
     """
 
     image: Tensor
@@ -77,6 +91,9 @@ class Photo:
     alpha: NDArray[np.uint8] | NDArray[np.uint16] | None
     icc_profile: bytes | None
     source_mode: str
+    exif: bytes | None = None
+    source_profile: bytes | None = None
+    notes: tuple[str, ...] = ()
 
     @property
     def mode(self) -> str:
@@ -97,9 +114,50 @@ def read_photo(path: str | Path, max_pixels: int | None = None) -> Photo:
     path = Path(path)
     with open_still(path, max_pixels) as opened:
         pixels, bits, source_mode = _pixels(path, opened)
-        orientation = opened.getexif().get(_EXIF_ORIENTATION, 1)
+        exif = opened.getexif()
+        orientation = exif.get(_EXIF_ORIENTATION, 1)
         icc = opened.info.get("icc_profile") if opened.mode != "CMYK" else None
-    return _photo(orient(pixels, orientation), bits, icc or None, source_mode)
+    pixels = orient(pixels, orientation)
+    pixels, written, source, notes = _manage_colour(path, pixels, bits, icc or None)
+    photo = _photo(pixels, bits, written, source_mode)
+    return dataclasses.replace(
+        photo, exif=_upright(exif), source_profile=source, notes=tuple(notes)
+    )
+
+
+def _upright(exif: Image.Exif) -> bytes | None:
+    """The EXIF block with its orientation reset to 1 (the pixels are turned already)."""
+    if not len(exif):
+        return None
+    if _EXIF_ORIENTATION in exif:
+        exif[_EXIF_ORIENTATION] = 1
+    return bytes(exif.tobytes())
+
+
+def _manage_colour(
+    path: Path, pixels: NDArray[np.generic], bits: int, icc: bytes | None
+) -> tuple[NDArray[np.generic], bytes | None, bytes | None, list[str]]:
+    """``(pixels, profile to write, source profile if converted, notes)``: the pixels in
+    sRGB where their profile says they are not (see the module docstring)."""
+    if icc is None:
+        return pixels, None, None, []
+    try:
+        info = profile_info(icc)
+    except ProfileError as error:
+        return pixels, srgb_profile(), None, [f"{path.name}: {error}; restored as sRGB"]
+    rgb = pixels.shape[-1] in (3, 4)
+    if info.kind == "srgb" or (info.kind == "grey" and not rgb) or not rgb:
+        return pixels, icc, None, []
+    if info.kind in ("grey", "other"):
+        note = f"{path.name}: its ICC profile {info.name!r} is not an RGB profile; restored as sRGB"
+        return pixels, srgb_profile(), None, [note]
+    if bits == 16:
+        note = (f"{path.name}: 16-bit photo in {info.name!r}: restored in its own colour "
+                "space, profile kept (colour conversion is 8-bit only)")  # fmt: skip
+        return pixels, icc, None, [note]
+    converted = np.array(pixels, copy=True)
+    converted[..., :3] = to_srgb(np.ascontiguousarray(pixels[..., :3], dtype=np.uint8), icc)
+    return converted, srgb_profile(), icc, []
 
 
 def _pixels(path: Path, opened: ImageFile.ImageFile) -> tuple[NDArray[np.generic], int, str]:
@@ -206,11 +264,23 @@ def restored_pixels(photo: Photo, restored: Tensor) -> NDArray[np.uint8] | NDArr
 
 
 def write_photo(
-    path: str | Path, photo: Photo, restored: Tensor, text: dict[str, str] | None = None
+    path: str | Path,
+    photo: Photo,
+    restored: Tensor,
+    text: dict[str, str] | None = None,
+    keep_profile: bool = False,
 ) -> None:
-    """Write ``restored`` (``(1, 3, H, W)`` in [0, 1]) as a PNG in ``photo``'s form,
-    atomically: the file appears complete or not at all. ``text``: tEXt chunks to add."""
-    save_png(path, restored_pixels(photo, restored), photo.icc_profile, text)
+    """Write ``restored`` (``(1, 3, H, W)`` in [0, 1]) as a PNG in ``photo``'s form, with
+    its EXIF, atomically: the file appears complete or not at all. ``text``: tEXt chunks to
+    add. ``keep_profile``: a photo converted to sRGB on reading is converted back to its
+    own profile and tagged with it (else it is tagged sRGB)."""
+    pixels = restored_pixels(photo, restored)
+    profile = photo.icc_profile
+    if keep_profile and photo.source_profile is not None and pixels.dtype == np.uint8:
+        back = np.array(pixels, dtype=np.uint8, copy=True)
+        back[..., :3] = from_srgb(np.ascontiguousarray(back[..., :3]), photo.source_profile)
+        pixels, profile = back, photo.source_profile
+    save_png(path, pixels, profile, text, photo.exif)
 
 
 def save_png(
@@ -218,18 +288,21 @@ def save_png(
     pixels: NDArray[np.uint8] | NDArray[np.uint16],
     icc_profile: bytes | None = None,
     text: dict[str, str] | None = None,
+    exif: bytes | None = None,
 ) -> None:
     """Write ``(H, W)`` or ``(H, W, C)`` uint8 or uint16 pixels as a PNG (C: 1 grey,
     2 grey+alpha, 3 RGB, 4 RGBA), atomically, creating the folder; ``text`` becomes tEXt
-    chunks, read back by Pillow's ``Image.open(path).text``."""
+    chunks, read back by Pillow's ``Image.open(path).text``; ``exif`` an eXIf chunk."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.stem}.{os.getpid()}.tmp.png")
     try:
         if pixels.dtype == np.uint16:
-            write_png16(temporary, pixels, icc_profile, text)  # type: ignore[arg-type]
+            write_png16(temporary, pixels, icc_profile, text, exif)  # type: ignore[arg-type]
         elif pixels.dtype == np.uint8:
             extra: dict[str, Any] = {"icc_profile": icc_profile} if icc_profile else {}
+            if exif:
+                extra["exif"] = exif
             if text:
                 extra["pnginfo"] = PngImagePlugin.PngInfo()
                 for key, value in text.items():

@@ -77,10 +77,12 @@ def write_png16(
     pixels: NDArray[np.uint16],
     icc_profile: bytes | None = None,
     text: dict[str, str] | None = None,
+    exif: bytes | None = None,
 ) -> None:
     """Write ``(H, W)`` or ``(H, W, C)`` uint16 (C: 1 grey, 2 grey+alpha, 3 RGB, 4 RGBA)
-    as a 16-bit PNG, with ``icc_profile`` as its iCCP chunk and ``text`` as Latin-1 tEXt
-    chunks (before the pixels, where readers find them without decoding) when given."""
+    as a 16-bit PNG, with ``icc_profile`` as its iCCP chunk, ``text`` as Latin-1 tEXt
+    chunks and ``exif`` as its eXIf chunk (before the pixels, where readers find them
+    without decoding) when given."""
     if pixels.dtype != np.uint16:
         raise TypeError(f"pixels must be uint16, got {pixels.dtype}")
     samples = pixels[..., None] if pixels.ndim == 2 else pixels
@@ -105,6 +107,8 @@ def write_png16(
             file.write(_chunk(b"iCCP", b"icc\x00\x00" + zlib.compress(icc_profile)))
         for key, value in (text or {}).items():
             file.write(_chunk(b"tEXt", key.encode("latin-1") + b"\x00" + value.encode("latin-1")))
+        if exif:  # the chunk holds the TIFF block itself, without JPEG's APP1 prefix
+            file.write(_chunk(b"eXIf", exif.removeprefix(b"Exif\x00\x00")))
         for start in range(0, len(data), _IDAT_BYTES):
             file.write(_chunk(b"IDAT", data[start : start + _IDAT_BYTES]))
         file.write(_chunk(b"IEND", b""))

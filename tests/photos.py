@@ -93,3 +93,52 @@ def write_corpus(src: Path, outside: Path) -> dict[str, str]:
     for name in ("grey.png", "palette.png", "rgba.png", "cmyk.jpg", "sixteen.png", "rotated.jpg"):
         expected[name] = ""
     return expected
+
+
+# -- an ICC profile other than sRGB ----------------------------------------------------
+ADOBE_GAMMA = 563 / 256  # u8Fixed8 0x0233, the gamma of Adobe RGB (1998)
+#: Adobe RGB (1998) primaries as XYZ colorants adapted to D50, as its profile carries them.
+ADOBE_COLORANTS = ((0.60974, 0.31111, 0.01947), (0.20528, 0.62567, 0.06087),
+                   (0.14919, 0.06322, 0.74457))  # fmt: skip
+D50 = (0.9642, 1.0, 0.8249)
+
+
+def _s15(value: float) -> bytes:
+    return struct.pack(">i", round(value * 65536))
+
+
+def _xyz(values: tuple[float, float, float]) -> bytes:
+    return b"XYZ \0\0\0\0" + b"".join(_s15(v) for v in values)
+
+
+def _description(text: str) -> bytes:
+    ascii_ = text.encode("ascii") + b"\0"
+    return (b"desc\0\0\0\0" + struct.pack(">I", len(ascii_)) + ascii_
+            + struct.pack(">II", 0, 0) + struct.pack(">HB", 0, 0) + b"\0" * 67)  # fmt: skip
+
+
+def adobe_rgb_profile(name: str = "Adobe RGB (1998) test") -> bytes:
+    """A matrix/TRC ICC v2 display profile with Adobe RGB (1998)'s primaries and gamma."""
+    curve = b"curv\0\0\0\0" + struct.pack(">IH", 1, round(ADOBE_GAMMA * 256)) + b"\0\0"
+    tags = [
+        (b"desc", _description(name)),
+        (b"wtpt", _xyz(D50)),
+        (b"rXYZ", _xyz(ADOBE_COLORANTS[0])),
+        (b"gXYZ", _xyz(ADOBE_COLORANTS[1])),
+        (b"bXYZ", _xyz(ADOBE_COLORANTS[2])),
+        (b"rTRC", curve),
+        (b"gTRC", curve),
+        (b"bTRC", curve),
+        (b"cprt", b"text\0\0\0\0no copyright, test data\0"),
+    ]
+    offset = 128 + 4 + 12 * len(tags)
+    table, data = [], b""
+    for signature, body in tags:
+        table.append(signature + struct.pack(">II", offset + len(data), len(body)))
+        data += body + b"\0" * (-len(body) % 4)
+    size = offset + len(data)
+    header = (struct.pack(">I", size) + b"\0\0\0\0" + struct.pack(">I", 0x02100000) + b"mntr"
+              + b"RGB XYZ " + b"\0" * 12 + b"acsp" + b"\0" * 24 + struct.pack(">I", 0)
+              + b"".join(_s15(v) for v in D50) + b"\0" * 48)  # fmt: skip
+    assert len(header) == 128
+    return header + struct.pack(">I", len(tags)) + b"".join(table) + data

@@ -185,3 +185,28 @@ def test_photos_of_one_size_are_batched_and_restore_as_they_do_alone(
         together = outputs[3][name]
         assert alone.shape == together.shape
         assert np.abs(alone.astype(int) - together.astype(int)).max() <= 1, name
+
+
+def test_colour_profiles_as_a_user_meets_them(checkpoint: Path, tmp_path: Path) -> None:
+    from skyclear.restore.colour import srgb_profile
+
+    from ..photos import adobe_rgb_profile
+
+    src = tmp_path / "src"
+    src.mkdir()
+    Image.fromarray(_rgb(20, 24, 1)).save(src / "adobe.png", icc_profile=adobe_rgb_profile())
+    Image.fromarray(_rgb(20, 24, 2)).save(src / "garbled.png", icc_profile=b"\x00" * 40)
+    code, output = _invoke("--ckpt", checkpoint, "--input", src, "--out", tmp_path / "a")
+    assert code == 0, output
+    assert "restored 2 of 2" in output
+    notes = [line for line in output.splitlines() if "garbled.png" in line]
+    assert len(notes) == 1 and "restored as sRGB" in notes[0]
+    assert not any("adobe.png" in line for line in output.splitlines())
+    for name in ("adobe.png", "garbled.png"):
+        with Image.open(tmp_path / "a" / name) as written:
+            assert written.info["icc_profile"] == srgb_profile()
+    code, output = _invoke("--ckpt", checkpoint, "--input", src / "adobe.png",
+                           "--out", tmp_path / "b", "--keep-profile")  # fmt: skip
+    assert code == 0, output
+    with Image.open(tmp_path / "b" / "adobe.png") as written:
+        assert written.info["icc_profile"] == adobe_rgb_profile()
