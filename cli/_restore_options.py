@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
+
+if TYPE_CHECKING:
+    from skyclear.restore.inference import Restorer
 
 _WEIGHT_FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
 
@@ -61,3 +64,20 @@ def weights_option(command: Callable[..., None]) -> Callable[..., None]:
         show_default=True,
         help="The checkpoint's moving-average weights (ema) or its raw ones (model).",
     )(command)
+
+
+def load_restorer(ckpt: Path, device: str, weights: str) -> Restorer:
+    """The checkpoint's restorer on ``device``; a bad device or checkpoint is a usage
+    error naming its option."""
+    from skyclear.restore.checkpoint import CheckpointError
+    from skyclear.restore.inference import Restorer
+    from skyclear.restore.runtime import resolve_device
+
+    try:
+        resolve_device(device)
+    except (ValueError, RuntimeError) as error:
+        raise click.BadParameter(str(error), param_hint="--device") from error
+    try:
+        return Restorer.from_checkpoint(ckpt, device=device, weights=weights)
+    except CheckpointError as error:
+        raise click.BadParameter(str(error), param_hint="--ckpt") from error

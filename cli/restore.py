@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from .restore_ablate import ablate
+from .restore_analyze import analyze
 from .restore_compare import compare
 from .restore_eval import evaluate
 from .restore_export import export
@@ -22,7 +23,8 @@ def main() -> None:
     `restore run --ckpt runs/tiny/best.pt --input photos/ --out restored/`.
     `restore ablate` trains and scores the ablation ladder; `restore compare` scores runs
     of any methods (`restore train --method`) side by side; `restore export` writes a
-    checkpoint as an ONNX file that runs without skyclear.
+    checkpoint as an ONNX file that runs without skyclear; `restore analyze` shows what
+    the restorer sees in photos and flags those unlike its training data.
     """
 
 
@@ -32,6 +34,7 @@ main.add_command(run)
 main.add_command(ablate)
 main.add_command(compare)
 main.add_command(export)
+main.add_command(analyze)
 
 if __name__ == "__main__":
     main()

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from ._restore_options import method_option, weights_option
+from ._restore_options import load_restorer, method_option, weights_option
 
 if TYPE_CHECKING:
     from skyclear.restore.batch import Job
@@ -146,20 +146,11 @@ def run(
     is then 1. Each PNG records the checkpoint and options that made it.
     """
     from skyclear.restore.batch import IMAGE_SUFFIXES, plan_run
-    from skyclear.restore.checkpoint import CheckpointError, checkpoint_digest
-    from skyclear.restore.inference import Restorer
-    from skyclear.restore.runtime import resolve_device
+    from skyclear.restore.checkpoint import checkpoint_digest
 
     if overlap is not None and not tile:
         raise click.UsageError("--overlap needs --tile")
-    try:
-        resolve_device(device)
-    except (ValueError, RuntimeError) as error:
-        raise click.BadParameter(str(error), param_hint="--device") from error
-    try:
-        restorer = Restorer.from_checkpoint(ckpt, device=device, weights=weights)
-    except CheckpointError as error:
-        raise click.BadParameter(str(error), param_hint="--ckpt") from error
+    restorer = load_restorer(ckpt, device, weights)
     try:
         restorer.check_method(method, ckpt)
     except ValueError as error:
@@ -361,9 +352,9 @@ def _restore_batch(
     """Restore photos of one size in one batch (deterministic samplers only: a photo's
     result is the one it gets alone); write each. Returns how many were written."""
     import torch
+    from skyclear.restore.analysis import save_maps
     from skyclear.restore.batch import PROVENANCE_KEY
-    from skyclear.restore.images import save_png, write_photo
-    from skyclear.restore.visual import maps_strip
+    from skyclear.restore.images import write_photo
 
     images = torch.cat([photo.image for _, photo in batch])
     restored, aux = restorer(images, options.steps, None)
@@ -374,8 +365,7 @@ def _restore_batch(
         def write(index: int = index, job: Job = job, photo: Photo = photo) -> None:
             write_photo(job.output, photo, restored[index : index + 1], text, options.keep_profile)
             if job.maps is not None:
-                strip = maps_strip(aux.maps[index], aux.weights[index])
-                save_png(job.maps, strip, None, text)
+                save_maps(job.maps, aux.maps[index], aux.weights[index], text)
 
         reason = _attempt(restorer, job, options, write)
         if reason is None:
@@ -424,10 +414,10 @@ def _restore_photo(
     """Restore one photo, whole or in tiles (``--tile``, or those that fit the memory free),
     and write it."""
     import torch
+    from skyclear.restore.analysis import save_maps
     from skyclear.restore.batch import PROVENANCE_KEY
-    from skyclear.restore.images import save_png, write_photo
+    from skyclear.restore.images import write_photo
     from skyclear.restore.memory import activation_bytes, available_bytes, fitting_tile
-    from skyclear.restore.visual import maps_strip
 
     height, width = photo.image.shape[-2:]
     tile = options.tile
@@ -448,4 +438,4 @@ def _restore_photo(
     text = {PROVENANCE_KEY: provenance}
     write_photo(job.output, photo, restored, text, options.keep_profile)
     if job.maps is not None:
-        save_png(job.maps, maps_strip(aux.maps[0], aux.weights[0]), None, text)
+        save_maps(job.maps, aux.maps[0], aux.weights[0], text)

@@ -24,7 +24,15 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["IMAGE_SUFFIXES", "PROVENANCE_KEY", "Job", "Plan", "plan_run", "provenance_of"]
+__all__ = [
+    "IMAGE_SUFFIXES",
+    "PROVENANCE_KEY",
+    "Job",
+    "Plan",
+    "find_photos",
+    "plan_run",
+    "provenance_of",
+]
 
 #: The tEXt chunk of a restored PNG that records what made it (JSON).
 PROVENANCE_KEY = "skyclear.restore"
@@ -143,6 +151,16 @@ def plan_run(
         else:
             todo.append(job)
     return Plan(todo, existing, refused, redo)
+
+
+def find_photos(source: Path, out: Path) -> list[Path]:
+    """The image files of ``source`` (itself, or those under a folder, walked as
+    ``plan_run`` walks it: sorted, hidden files and ``out`` left out)."""
+    if source.is_file():
+        return [source]
+    if not source.is_dir():
+        raise ValueError(f"{source}: no such file or folder")
+    return [source / name for name in _walk(source, out)]
 
 
 def _walk(source: Path, out: Path) -> list[str]:

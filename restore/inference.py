@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +18,10 @@ from .runtime import autocast, resolve_device, use_bf16, use_channels_last
 from .transport.methods import Method
 
 __all__ = ["Restorer"]
+
+
+class _FirstEvaluationDoneError(Exception):
+    """Stops a sampler after its first network evaluation (``Restorer.inspect``)."""
 
 
 @dataclass
@@ -167,6 +172,38 @@ class Restorer:
             return residual / total, Aux(maps / total, aux.weights, aux.alpha, aux.spatial)
 
         return self._sample(evaluate, x0, degraded.device, steps, generator)
+
+    @torch.no_grad()
+    def inspect(self, degraded: Tensor) -> tuple[Aux, Tensor]:
+        """One network evaluation, the first of the method's sampler (its noise, where it
+        draws any, from seed 0), on ``(B, 3, H, W)`` images seen at most ``context_side``
+        pixels a side (area-downscaled): the routing (``Aux``, maps at that size) and
+        every image-level mean the pass takes, as ``(B, D)`` features
+        (``restore.analysis``)."""
+        _check_images(degraded)
+        height, width = degraded.shape[-2:]
+        scale = min(1.0, self.context_side / max(height, width))
+        if scale < 1.0:
+            size = (max(1, round(height * scale)), max(1, round(width * scale)))
+            degraded = nn.functional.interpolate(degraded.float(), size=size, mode="area")
+        x0 = self._prepare(degraded)
+        seen: list[tuple[Aux, ImageStatistics]] = []
+
+        def predict(x_t: Tensor, t: Tensor, extra: Tensor | None) -> Tensor:
+            statistics = ImageStatistics()
+            _, aux = self._network(x_t, t, x0, statistics, extra)
+            seen.append((aux, statistics))
+            raise _FirstEvaluationDoneError
+
+        with contextlib.suppress(_FirstEvaluationDoneError):
+            self.method.sample(predict, x0, None, torch.Generator().manual_seed(0))
+        aux, statistics = seen[0]
+        features = torch.cat([mean.float().flatten(1) for mean in statistics.means], dim=1)
+        batch = x0.shape[0]
+        features = features.expand(batch, -1) if features.shape[0] == 1 else features
+        maps, weights, alpha = (value.to(degraded.device) for value in (aux.maps, aux.weights,
+                                                                        aux.alpha))  # fmt: skip
+        return Aux(maps, weights, alpha, aux.spatial), features.to(degraded.device)
 
     def check_method(self, name: str | None, path: str | Path = "checkpoint") -> None:
         """Raise ``ValueError`` naming both methods unless ``name`` (``None``: any) is the

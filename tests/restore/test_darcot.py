@@ -101,7 +101,7 @@ def test_the_players_update_apart_and_the_map_climbs_the_critic() -> None:
     adversary.optimizer.zero_grad(set_to_none=True)
     parts = adversary.map_terms(degraded, restored, clean, None, None)
     assert parts["paired"] > 0 and parts["contrastive"] == 0
-    potential = float(adversary.potential(restored).mean())
+    potential = float(adversary.potential(restored).mean().detach())
     parts["adversarial"].backward()
     assert all(p.grad is None for p in adversary.critic.parameters())
     assert shift.grad is not None

@@ -1,0 +1,223 @@
+"""``restore analyze``: what a restorer sees in photos, and whether they are unlike its data."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from ._restore_options import load_restorer, weights_option
+
+if TYPE_CHECKING:
+    from skyclear.restore.analysis import Analysis, Calibration
+    from skyclear.restore.inference import Restorer
+    from torch import Tensor
+
+__all__ = ["analyze"]
+
+_SHEET_ROWS = 24  # photos per contact sheet
+
+
+@click.command(name="analyze", context_settings={"help_option_names": ["-h", "--help"]})
+@click.argument("photos", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.option(
+    "--ckpt",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Checkpoint written by `restore train`.",
+)
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder for analysis.jsonl, the maps (STEM_maps.png) and contact sheets "
+    "(contact.png): new, empty or an earlier analysis's, whose files are replaced.",
+)
+@click.option(
+    "--calibrate-on",
+    "calibrate_on",
+    type=click.Path(exists=True, path_type=Path),
+    help="A store (or any --data of restore train) to calibrate the unusual-photo flag on: "
+    "feature statistics of its train split, the threshold at --quantile of its test split. "
+    "Writes OUT/calibration.json for later runs (--calibration).",
+)
+@click.option(
+    "--calibration",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="A calibration.json an earlier `restore analyze --calibrate-on` wrote for this "
+    "checkpoint.",
+)
+@click.option(
+    "--quantile",
+    type=click.FloatRange(0.5, 1.0, max_open=True),
+    default=0.95,
+    show_default=True,
+    help="With --calibrate-on: the share of held-out images scored under the threshold.",
+)
+@click.option(
+    "--calibration-images",
+    type=click.IntRange(2),
+    default=256,
+    show_default=True,
+    help="With --calibrate-on: at most this many images of each split, evenly spread.",
+)
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+@weights_option
+@click.option(
+    "--max-pixels",
+    type=click.IntRange(1),
+    help="Open photos of up to N pixels (default: Pillow's decompression-bomb limit).",
+)
+def analyze(
+    photos: tuple[Path, ...],
+    ckpt: Path,
+    out: Path,
+    calibrate_on: Path | None,
+    calibration: Path | None,
+    quantile: float,
+    calibration_images: int,
+    device: str,
+    weights: str,
+    max_pixels: int | None,
+) -> None:
+    """Show what the restorer sees in PHOTOS (files or folders).
+
+    Per photo: the parser's four maps in colour (OUT/STEM_maps.png), its global weights
+    (presence), the share of the frame each degradation covers, and, once calibrated, a
+    score of how unlike the training data the photo is, flagged above the threshold. One
+    JSON line per photo in OUT/analysis.jsonl; contact sheets in OUT/contact.png. The
+    statistic and its calibration: docs/restore.md#analysing-photos-restore-analyze.
+    """
+    from skyclear.degrade.outputs import OutputError, check_output
+    from skyclear.restore.analysis import ANALYSIS_FILE, Calibration
+    from skyclear.restore.checkpoint import checkpoint_digest
+
+    if calibrate_on is not None and calibration is not None:
+        raise click.UsageError("--calibrate-on and --calibration exclude each other")
+    inputs = [ckpt, *photos, calibrate_on, calibration]
+    try:
+        check_output(out, inputs=inputs, kind="an earlier analysis",
+                     is_ours=lambda path: (path / ANALYSIS_FILE).is_file())  # fmt: skip
+    except OutputError as error:
+        raise click.BadParameter(str(error), param_hint="--out") from error
+    restorer = load_restorer(ckpt, device, weights)
+    digest = checkpoint_digest(ckpt)
+    calibrated: Calibration | None = None
+    if calibration is not None:
+        try:
+            calibrated = Calibration.load(calibration)
+        except ValueError as error:
+            raise click.BadParameter(str(error), param_hint="--calibration") from error
+        if calibrated.checkpoint != digest:
+            raise click.BadParameter(
+                f"{calibration} was made for checkpoint {calibrated.checkpoint}, not {ckpt} "
+                f"({digest}); calibrate again with --calibrate-on",
+                param_hint="--calibration",
+            )
+    out.mkdir(parents=True, exist_ok=True)
+    if calibrate_on is not None:
+        calibrated = _calibrate(restorer, calibrate_on, digest, quantile, calibration_images)
+        calibrated.save(out / "calibration.json")
+        click.echo(
+            f"calibrated on {calibrated.train_images} training and {calibrated.held_out_images} "
+            f"held-out images of {calibrate_on}: threshold {calibrated.threshold:.3g} (held-out "
+            f"scores {calibrated.held_out_scores['min']:.3g} to "
+            f"{calibrated.held_out_scores['max']:.3g}); wrote {out / 'calibration.json'}"
+        )
+    elif calibrated is None:
+        click.echo("not calibrated: no unusual-photo flag (--calibrate-on STORE gives one)")
+    failed = _analyse_all(restorer, photos, out, calibrated, max_pixels)
+    if failed:
+        click.get_current_context().exit(1)
+
+
+def _calibrate(
+    restorer: Restorer, data: Path, digest: str, quantile: float, most: int
+) -> Calibration:
+    from skyclear.restore.analysis import calibrate, spread
+    from skyclear.restore.data import open_dataset
+
+    def images(split: str) -> Iterator[Tensor]:
+        dataset: Any = open_dataset(data, split, None, False)
+        for index in spread(len(dataset), most):
+            yield dataset[index]["degraded"][None].float()
+
+    try:
+        return calibrate(restorer, images("train"), images("test"), digest, quantile)
+    except ValueError as error:
+        raise click.BadParameter(str(error), param_hint="--calibrate-on") from error
+
+
+def _analyse_all(
+    restorer: Restorer,
+    sources: tuple[Path, ...],
+    out: Path,
+    calibration: Calibration | None,
+    max_pixels: int | None,
+) -> int:
+    """Analyse every photo under ``sources``; write the maps, the JSON lines and the
+    contact sheets; return how many photos failed (each reported on one line)."""
+    from skyclear.restore.analysis import (
+        ANALYSIS_FILE,
+        analyse,
+        contact_sheet,
+        pages,
+        save_maps,
+        thumbnail,
+    )
+    from skyclear.restore.batch import find_photos
+    from skyclear.restore.images import UnusableImageError, read_photo, save_png
+    from tqdm import tqdm
+
+    found: list[tuple[Path, str]] = []
+    for source in sources:
+        root = source.parent if source.is_file() else source
+        found += [(path, path.relative_to(root).as_posix()) for path in find_photos(source, out)]
+    if not found:
+        raise click.UsageError("no photos among the PHOTOS given")
+    records, analyses, thumbnails, failed = [], [], [], 0
+    bar = tqdm(found, desc="analysing", unit=" photos", file=sys.stderr,
+               disable=len(found) < 2, dynamic_ncols=True)  # fmt: skip
+    for path, name in bar:
+        try:
+            photo = read_photo(path, max_pixels)
+        except UnusableImageError as error:
+            bar.write(f"failed {name}: {error.reason}", file=sys.stderr)
+            failed += 1
+            continue
+        for note in photo.notes:
+            bar.write(note, file=sys.stderr)
+        analysis = analyse(restorer, name, photo.image, calibration)
+        maps_file = Path(name).with_suffix("").as_posix() + "_maps.png"
+        save_maps(out / maps_file, analysis.maps, analysis.weights)
+        records.append(analysis.record(maps_file))
+        analyses.append(analysis)
+        thumbnails.append(thumbnail(photo.image))
+        bar.write(_line(analysis))
+    (out / ANALYSIS_FILE).write_text("".join(json.dumps(record) + "\n" for record in records))
+    sheets = list(pages(list(range(len(analyses))), _SHEET_ROWS))
+    for number, page in enumerate(sheets, start=1):
+        sheet = contact_sheet([analyses[i] for i in page], [thumbnails[i] for i in page])
+        save_png(out / ("contact.png" if len(sheets) == 1 else f"contact-{number:02d}.png"), sheet)
+    flagged = sum(bool(analysis.unusual) for analysis in analyses)
+    click.echo(
+        f"analysed {len(analyses)} of {len(found)} photos into {out}; {failed} failed"
+        + (f"; {flagged} unusual" if calibration is not None else "")
+    )
+    return failed
+
+
+def _line(analysis: Analysis) -> str:
+    """One photo for people: presence weights, coverage, the flag."""
+    from skyclear.degrade.names import DEGRADATIONS
+
+    parts = [f"{name} {float(w):.2f}/{float(c):.0%}"
+             for name, w, c in zip(DEGRADATIONS, analysis.weights, analysis.coverage,
+                                   strict=True)]  # fmt: skip
+    flag = "" if analysis.unusual is None else (
+        f"  score {analysis.score:.3g} " + ("UNUSUAL" if analysis.unusual else "ok"))  # fmt: skip
+    return f"{analysis.name}: " + ", ".join(parts) + flag

@@ -1,0 +1,93 @@
+"""``restore analyze`` as a user runs it: maps, JSON lines, a contact sheet, calibration."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+from PIL import Image
+from skyclear.cli.restore_analyze import analyze
+from skyclear.restore.checkpoint import save_checkpoint
+from skyclear.restore.config import config_to_dict, preset
+from skyclear.restore.nn import F2DNet
+
+
+def _checkpoint(root: Path, seed: int = 0) -> Path:
+    torch.manual_seed(seed)
+    weights = F2DNet(preset("tiny").model).state_dict()
+    path = root / f"tiny{seed}.pt"
+    save_checkpoint({"config": config_to_dict(preset("tiny")), "step": 0, "model": weights,
+                     "ema": weights}, path)  # fmt: skip
+    return path
+
+
+def _invoke(*args: str | Path) -> tuple[int, str]:
+    result = CliRunner().invoke(analyze, [str(arg) for arg in args])
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return result.exit_code, result.output
+
+
+@pytest.fixture
+def photos(tmp_path: Path) -> Path:
+    folder = tmp_path / "photos"
+    (folder / "sub").mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 256, (30, 40, 3), dtype=np.uint8)).save(folder / "a.png")
+    Image.fromarray(rng.integers(0, 256, (24, 24), dtype=np.uint8)).save(folder / "sub" / "b.jpg")
+    (folder / "broken.png").write_bytes(b"\x89PNG not really")
+    return folder
+
+
+def test_analysis_of_a_folder_calibrated_on_a_store(
+    store: Path, photos: Path, tmp_path: Path
+) -> None:
+    ckpt, out = _checkpoint(tmp_path), tmp_path / "out"
+    code, output = _invoke(photos, "--ckpt", ckpt, "--out", out, "--calibrate-on", store)
+    assert code == 1, output  # the broken photo
+    assert "failed broken.png" in output and "analysed 2 of 3 photos" in output
+    assert "calibrated on" in output
+    records = [json.loads(line) for line in (out / "analysis.jsonl").read_text().splitlines()]
+    assert [record["photo"] for record in records] == ["a.png", "sub/b.jpg"]
+    for record in records:
+        assert set(record["weights"]) == {"low", "haze", "rain", "snow"}
+        assert all(0.0 <= share <= 1.0 for share in record["coverage"].values())
+        assert isinstance(record["unusual"], bool) and record["ood_score"] > 0
+        assert (out / record["maps"]).is_file()
+    assert (out / "contact.png").is_file() and (out / "calibration.json").is_file()
+    calibration = json.loads((out / "calibration.json").read_text())
+    assert calibration["quantile"] == 0.95 and calibration["held_out_images"] > 0
+
+    again = tmp_path / "again"
+    code, output = _invoke(photos / "a.png", "--ckpt", ckpt, "--out", again,
+                           "--calibration", out / "calibration.json")  # fmt: skip
+    assert code == 0, output
+    (record,) = [json.loads(line) for line in (again / "analysis.jsonl").read_text().splitlines()]
+    assert record["ood_score"] == records[0]["ood_score"]
+
+    other = _checkpoint(tmp_path, seed=1)
+    code, output = _invoke(photos / "a.png", "--ckpt", other, "--out", tmp_path / "x",
+                           "--calibration", out / "calibration.json")  # fmt: skip
+    assert code == 2 and "made for checkpoint" in output
+
+
+def test_without_calibration_no_flag_and_a_foreign_folder_is_left_alone(
+    photos: Path, tmp_path: Path
+) -> None:
+    ckpt, out = _checkpoint(tmp_path), tmp_path / "out"
+    code, output = _invoke(photos / "a.png", "--ckpt", ckpt, "--out", out)
+    assert code == 0 and "not calibrated" in output
+    (record,) = [json.loads(line) for line in (out / "analysis.jsonl").read_text().splitlines()]
+    assert record["unusual"] is None and record["ood_score"] is None
+    code, _ = _invoke(photos / "a.png", "--ckpt", ckpt, "--out", out)  # an earlier analysis
+    assert code == 0
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep me")
+    code, output = _invoke(photos / "a.png", "--ckpt", ckpt, "--out", mine)
+    assert code == 2 and (mine / "notes.txt").read_text() == "keep me"
+    assert sorted(path.name for path in mine.iterdir()) == ["notes.txt"]
