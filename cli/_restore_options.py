@@ -81,3 +81,37 @@ def load_restorer(ckpt: Path, device: str, weights: str) -> Restorer:
         return Restorer.from_checkpoint(ckpt, device=device, weights=weights)
     except CheckpointError as error:
         raise click.BadParameter(str(error), param_hint="--ckpt") from error
+
+
+def removal_options(command: Callable[..., None]) -> Callable[..., None]:
+    """``--remove`` and ``--keep``: which degradations a remove-set network removes."""
+    command = click.option(
+        "--keep",
+        "keep_names",
+        help="The other way round: keep these degradations and remove the rest.",
+    )(command)
+    return click.option(
+        "--remove",
+        "remove_names",
+        help="Remove only these degradations, comma-separated (low, haze, rain, snow), and "
+        "keep the others as they are. Needs a checkpoint trained with remove-sets "
+        "(--set data.partial=0.3 --set model.removal=true).",
+    )(command)
+
+
+def remove_set(remove: str | None, keep: str | None) -> frozenset[str] | None:
+    """The degradations ``--remove`` or ``--keep`` asks to remove (``None``: all, as
+    without either); a usage error for unknown names or both options."""
+    from skyclear.datasets.partial import parse_removal
+    from skyclear.degrade.names import DEGRADATIONS
+
+    if remove is not None and keep is not None:
+        raise click.UsageError("--remove and --keep exclude each other")
+    given, hint = (remove, "--remove") if remove is not None else (keep, "--keep")
+    if given is None:
+        return None
+    try:
+        named = parse_removal(given)
+    except ValueError as error:
+        raise click.BadParameter(str(error), param_hint=hint) from error
+    return named if remove is not None else frozenset(DEGRADATIONS) - named

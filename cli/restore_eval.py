@@ -7,7 +7,15 @@ from typing import Any
 
 import click
 
-from ._restore_options import check_lpips, load_lpips, lpips_options, method_option, weights_option
+from ._restore_options import (
+    check_lpips,
+    load_lpips,
+    lpips_options,
+    method_option,
+    removal_options,
+    remove_set,
+    weights_option,
+)
 
 
 @click.command(name="eval")
@@ -31,6 +39,7 @@ from ._restore_options import check_lpips, load_lpips, lpips_options, method_opt
     "and fm, 100 for irsde, 4 for irflow and resflow; for f2d more run the exact sampler).",
 )
 @method_option
+@removal_options
 @click.option(
     "--out",
     type=click.Path(file_okay=False, path_type=Path),
@@ -64,6 +73,8 @@ def evaluate(
     lpips_alexnet: Path | None,
     lpips_lin: Path | None,
     fid_inception: Path | None,
+    remove_names: str | None,
+    keep_names: str | None,
 ) -> None:
     """Score a checkpoint tier by tier at full resolution: PSNR and SSIM (8-bit RGB),
     image and pixel selectivity, the most-over-least ratio, mask MAE and IoU and presence
@@ -80,6 +91,11 @@ def evaluate(
     With --fid-inception: FID of the restored and of the input images against the clean
     ones over the whole split, on a line under the table.
 
+    With --remove (or --keep) and a checkpoint trained with remove-sets: the network is
+    told to remove only those degradations, and every score is taken against the partial
+    target, the clean photo degraded by what the sample keeps (replayed from the store's
+    parameters).
+
     Weight files must already be on disk; nothing is downloaded, and they are read without
     running code."""
     from skyclear.restore.checkpoint import CheckpointError
@@ -88,6 +104,7 @@ def evaluate(
     from tqdm import tqdm
 
     check_lpips(lpips_alexnet, lpips_lin)
+    remove = remove_set(remove_names, keep_names)
     inputs = [ckpt, data]
     if out is not None:  # refused before the evaluation, not after it
         try:
@@ -122,6 +139,7 @@ def evaluate(
             lpips=lpips,
             inception=inception,
             method=method,
+            remove=remove,
         )
     except (CheckpointError, ValueError) as error:
         raise click.UsageError(str(error)) from error
@@ -138,6 +156,7 @@ def evaluate(
             "steps": evaluation.steps,
             "weights": weights,
             "channel": "Y" if y_channel else "RGB",
+            **({"remove": sorted(remove)} if remove is not None else {}),
         }
         if lpips_alexnet is not None and lpips_lin is not None:
             meta |= {"lpips_alexnet": str(lpips_alexnet), "lpips_lin": str(lpips_lin)}

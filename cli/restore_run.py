@@ -12,12 +12,19 @@ from typing import TYPE_CHECKING
 
 import click
 
-from ._restore_options import load_restorer, method_option, weights_option
+from ._restore_options import (
+    load_restorer,
+    method_option,
+    removal_options,
+    remove_set,
+    weights_option,
+)
 
 if TYPE_CHECKING:
     from skyclear.restore.batch import Job
     from skyclear.restore.images import Photo
     from skyclear.restore.inference import Restorer
+    from torch import Tensor
 
 __all__ = ["run"]
 
@@ -91,6 +98,7 @@ _ALLOCATION_FAILED = ("can't allocate memory", "out of memory", "not enough memo
     "alone. Photos in tiles, and samplers that draw noise (--steps > 1 for f2d, irsde, "
     "resflow), go one at a time. For GPUs: on a CPU batches rarely pay.",
 )
+@removal_options
 @click.option(
     "--keep-profile",
     is_flag=True,
@@ -135,6 +143,8 @@ def run(
     overwrite: bool,
     batch_size: int,
     keep_profile: bool,
+    remove_names: str | None,
+    keep_names: str | None,
 ) -> None:
     """Restore photos that are dark, hazy, rainy or snowy.
 
@@ -156,9 +166,19 @@ def run(
     except ValueError as error:
         raise click.BadParameter(str(error), param_hint="--method") from error
     _check_tiles(restorer, tile, overlap)
+    import torch
+
+    removed = remove_set(remove_names, keep_names)
+    if removed is not None:
+        try:
+            restorer.removal(torch.ones(4))
+        except ValueError as error:
+            hint = "--remove" if remove_names is not None else "--keep"
+            raise click.BadParameter(str(error), param_hint=hint) from error
     steps = restorer.method.steps_of(steps)
     noisy = restorer.method.draws_noise(steps)
-    options = Options(steps, seed, tile, overlap, max_pixels, noisy, batch_size, keep_profile)
+    options = Options(steps, seed, tile, overlap, max_pixels, noisy, batch_size, keep_profile,
+                      removed)  # fmt: skip
     provenance = json.dumps(
         {"checkpoint": checkpoint_digest(ckpt), "weights": weights, **options.pixels()},
         sort_keys=True,
@@ -198,6 +218,13 @@ class Options:
     noisy: bool = False  # whether the sampler draws noise (then the seed matters)
     batch: int = 1  # photos of one size per network evaluation
     keep_profile: bool = False  # converted photos written back in their own profile
+    remove: frozenset[str] | None = None  # None: everything
+
+    def removal(self) -> Tensor | None:
+        """The ``(4,)`` vector of ``remove`` for the network, or ``None``."""
+        from skyclear.datasets.partial import removal_vector
+
+        return None if self.remove is None else removal_vector(self.remove)
 
     @property
     def batches(self) -> bool:
@@ -205,7 +232,7 @@ class Options:
         take one photo), and a sampler without noise (a photo's noise is its own seed's)."""
         return self.batch > 1 and not self.tile and not self.noisy
 
-    def pixels(self) -> dict[str, int | bool | None]:
+    def pixels(self) -> dict[str, int | bool | list[str] | None]:
         """The options that change a result's pixels (the seed only where the sampler
         draws noise)."""
         return {
@@ -214,6 +241,7 @@ class Options:
             "tile": self.tile,
             "overlap": self.overlap,
             **({"keep_profile": True} if self.keep_profile else {}),
+            **({"remove": sorted(self.remove)} if self.remove is not None else {}),
         }
 
 
@@ -357,7 +385,7 @@ def _restore_batch(
     from skyclear.restore.images import write_photo
 
     images = torch.cat([photo.image for _, photo in batch])
-    restored, aux = restorer(images, options.steps, None)
+    restored, aux = restorer(images, options.steps, None, options.removal())
     text = {PROVENANCE_KEY: provenance}
     written = 0
     for index, (job, photo) in enumerate(batch):
@@ -432,9 +460,10 @@ def _restore_photo(
     generator = torch.Generator().manual_seed(options.seed) if options.noisy else None
     if tile:
         overlap = options.overlap if options.tile else None
-        restored, aux = restorer.tiled(photo.image, tile, overlap, options.steps, generator)
+        restored, aux = restorer.tiled(photo.image, tile, overlap, options.steps, generator,
+                                       remove=options.removal())  # fmt: skip
     else:
-        restored, aux = restorer(photo.image, options.steps, generator)
+        restored, aux = restorer(photo.image, options.steps, generator, options.removal())
     text = {PROVENANCE_KEY: provenance}
     write_photo(job.output, photo, restored, text, options.keep_profile)
     if job.maps is not None:

@@ -8,7 +8,9 @@ A sample is a dict of tensors:
   the data has none; see ``has_masks``);
 * ``tier``: int64 scalar, the index of the tier in ``skyclear.degrade.TIERS``;
 * ``presence``: ``(4,)`` float32, which degradations the tier holds;
-* ``has_masks``: bool scalar, whether ``masks`` is ground truth.
+* ``has_masks``: bool scalar, whether ``masks`` is ground truth;
+* with a ``removal`` (``datasets.partial``) also ``target``, ``(3, h, w)``: the clean photo
+  degraded by what the sample keeps, and ``remove``, ``(4,)`` float32: what it removes.
 
 With ``uint8=True`` a dataset yields ``degraded``, ``clean`` and ``masks`` as the uint8
 codes ``round(255 x)`` instead (same shapes): a quarter of the bytes to pass from loader
@@ -18,7 +20,7 @@ into the float contract where it is used.
 
 from __future__ import annotations
 
-from typing import TypedDict
+from typing import NotRequired, TypedDict
 
 import numpy as np
 import torch
@@ -30,7 +32,7 @@ from torch import Tensor
 __all__ = ["IMAGE_KEYS", "Crop", "Sample", "as_float", "make_sample"]
 
 #: The fields that hold pixels (uint8 codes with ``uint8=True``).
-IMAGE_KEYS = ("degraded", "clean", "masks")
+IMAGE_KEYS = ("degraded", "clean", "masks", "target")
 
 
 class Sample(TypedDict):
@@ -40,6 +42,8 @@ class Sample(TypedDict):
     tier: Tensor
     presence: Tensor
     has_masks: Tensor
+    target: NotRequired[Tensor]
+    remove: NotRequired[Tensor]
 
 
 class Crop:

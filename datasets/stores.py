@@ -7,12 +7,18 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
+from skyclear.degrade.compose import parse_tier
+from skyclear.degrade.io import from_numpy
+from skyclear.degrade.presets import preset
 from skyclear.degrade.store.chunks import SampleChunks
 from skyclear.degrade.store.format import FORMAT, SPLITS, StoreError, open_store
+from skyclear.degrade.store.writer import single_threaded
 from torch import Tensor
 from torch.utils.data import Dataset
 
 from ._sample import Crop, Sample, _image, make_sample
+from .partial import Removal, partial_target, record_params
 
 __all__ = ["CDD11H5", "CDD11Zarr"]
 
@@ -33,6 +39,7 @@ class _StoreDataset(Dataset[Sample]):
         tiers: tuple[str, ...] | None = None,
         clean_cache_mb: int = 256,
         uint8: bool = False,
+        removal: Removal | None = None,
     ) -> None:
         if split is not None and split not in SPLITS:
             raise ValueError(f"split must be one of {SPLITS} or None, got {split!r}")
@@ -42,10 +49,14 @@ class _StoreDataset(Dataset[Sample]):
         self.crop = Crop(crop, random_crop)
         self.uint8 = uint8
         self._handle: Any = None
+        self._group: Any = None
         # Every sample of a source shares its clean photo: keep decoded ones (per process).
         self._clean_budget = clean_cache_mb << 20
         self._clean_cache: dict[int, np.ndarray] = {}
         attrs, split_of, tier_of, source_of = self._read_index()
+        self.removal = removal
+        self._attrs = attrs
+        self._composite: Any = None
         self.tiers: list[str] = list(attrs["tiers"])
         self.size = int(attrs["size"])
         if tiers is not None:
@@ -67,6 +78,10 @@ class _StoreDataset(Dataset[Sample]):
     def _open(self) -> Any:
         raise NotImplementedError
 
+    def _rows(self) -> Any:
+        """The store's arrays by name (``params``, ``depth``), opened in this process."""
+        raise NotImplementedError
+
     def _read(self, name: str, index: int, window: tuple[slice, ...]) -> np.ndarray:
         """``window`` of row ``index`` of array ``name`` (the handle is open)."""
         return np.asarray(self._handle[name][(index, *window)])
@@ -81,6 +96,7 @@ class _StoreDataset(Dataset[Sample]):
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
         state["_handle"] = None
+        state["_group"] = None
         state["_clean_cache"] = {}
         return state
 
@@ -113,13 +129,46 @@ class _StoreDataset(Dataset[Sample]):
         m = int(self.indices[item])
         i = int(self._source_of[m])
         rows, cols = self.crop.window(self.size, self.size)
-        return make_sample(
+        tier = self.tiers[int(self._tier_of[m])]
+        sample = make_sample(
             self._read("degraded", m, (rows, cols)),
             self._clean(i, rows, cols),
             self._read("masks", m, (slice(None), rows, cols)),
-            self.tiers[int(self._tier_of[m])],
+            tier,
             self.uint8,
         )
+        if self.removal is not None:
+            self._add_target(sample, m, i, tier, (rows, cols))
+        return sample
+
+    def _add_target(
+        self, sample: Sample, m: int, source: int, tier: str, window: tuple[slice, slice]
+    ) -> None:
+        """``target`` and ``remove`` of sample row ``m`` (``datasets.partial``)."""
+        present = parse_tier(tier)
+        removed, vector = self.removal.choose(present)  # type: ignore[union-attr]
+        sample["remove"] = vector
+        if removed == set(present):
+            sample["target"] = sample["clean"].clone()
+            return
+        if not removed:
+            sample["target"] = sample["degraded"].clone()
+            return
+        if self._composite is None:
+            attrs = self._attrs
+            self._composite = preset(attrs.get("preset", "physical"),
+                                     attrs.get("depth_prior", "flat"), attrs["order"])  # fmt: skip
+        rows = self._rows()
+        _, params, depth_source = record_params(rows["params"][m])
+        everything = slice(None)
+        clean = from_numpy(self._clean(source, everything, everything))
+        depth = None
+        if depth_source != "prior" and "depth" in rows:
+            depth = torch.from_numpy(np.asarray(rows["depth"][source], np.float32))[None, None]
+        with single_threaded():
+            whole = partial_target(self._composite, clean, present, removed, params, depth)
+        assert whole is not None  # something is kept
+        sample["target"] = _image(whole[window], self.uint8)
 
 
 class CDD11Zarr(_StoreDataset):
@@ -148,6 +197,11 @@ class CDD11Zarr(_StoreDataset):
         group = open_store(self.path)
         return {name: SampleChunks(group[name]) for name in ("degraded", "clean", "masks")}
 
+    def _rows(self) -> Any:
+        if self._group is None:
+            self._group = open_store(self.path)
+        return self._group
+
     def _read(self, name: str, index: int, window: tuple[slice, ...]) -> np.ndarray:
         # A crop decodes its whole chunk anyway: read the chunk file directly, without
         # zarr's per-call machinery (half the cost of a sample).
@@ -174,7 +228,10 @@ class CDD11H5(_StoreDataset):
         import h5py
 
         h5 = h5py.File(self.path, "r")
-        return {name: h5[name] for name in ("degraded", "clean", "masks")}
+        return {name: h5[name] for name in ("degraded", "clean", "masks")} | {"file": h5}
+
+    def _rows(self) -> Any:
+        return self._handle["file"]
 
 
 def _decode_attr(key: str, value: Any) -> Any:

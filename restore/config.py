@@ -111,6 +111,9 @@ class DataConfig:
         grid_samples: samples drawn in the validation image grid.
         unpaired: train without pairs: degraded and clean images from disjoint photos
             (``datasets.Unpaired``); only for a method that learns so (``darcot``).
+        partial: the share of training samples given a random proper subset of their
+            degradations to remove, their target the clean photo degraded by the rest
+            (``datasets.partial``); needs ``model.removal`` and a store's parameters.
     """
 
     batch_size: int = 8
@@ -121,9 +124,12 @@ class DataConfig:
     val_crop: int | None = None
     grid_samples: int = 4
     unpaired: bool = False
+    partial: float = 0.0
 
     def __post_init__(self) -> None:
         _positive(self, "batch_size", "crop", "val_samples")
+        if not 0.0 <= self.partial <= 1.0:
+            raise ConfigError(f"data.partial must lie in [0, 1], got {self.partial}")
         if self.workers < 0 or self.grid_samples < 0:
             raise ConfigError("data.workers and data.grid_samples must be >= 0")
         if self.val_crop is not None and self.val_crop < 1:
@@ -225,6 +231,14 @@ class TrainConfig:
             raise ConfigError(
                 f"{self.method} regresses on pairs and cannot train unpaired; "
                 f"the unpaired methods are {unpaired}"
+            )
+        if self.model.removal and (method.adversarial or self.data.unpaired):
+            raise ConfigError(f"model.removal trains on partial targets, pairs that "
+                              f"{self.method} does not regress on")  # fmt: skip
+        if self.data.partial > 0 and not self.model.removal:
+            raise ConfigError(
+                "data.partial gives samples a remove-set the network must be told: set "
+                "model.removal=true as well"
             )
         _positive(self, "steps", "log_every", "val_every", "ckpt_every")
         if self.seed < 0:

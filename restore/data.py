@@ -13,6 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from skyclear.datasets import CDD11H5, CDD11Folder, CDD11Zarr, OnlineSynthesis
+from skyclear.datasets.partial import Removal
 from skyclear.degrade.names import TIERS
 from skyclear.degrade.seeding import entropy_seed
 from torch.utils.data import Dataset
@@ -49,14 +50,25 @@ def open_dataset(
     tiers: tuple[str, ...] | None = None,
     seed: int = 0,
     uint8: bool = False,
+    removal: Removal | None = None,
 ) -> Dataset:
     """The dataset at ``path`` (any kind), one split, with the given crop and tiers;
-    ``uint8`` samples carry their pixels as uint8 codes (``datasets.as_float``)."""
+    ``uint8`` samples carry their pixels as uint8 codes (``datasets.as_float``); with a
+    ``removal``, samples carry partial targets (``datasets.partial``: stores only).
+
+    Raises:
+        ValueError: a ``removal`` for data without recorded parameters.
+    """
     kind = data_kind(path)
+    if removal is not None and kind not in ("zarr", "hdf5"):
+        raise ValueError(
+            f"{path}: partial targets replay each sample's recorded parameters, which only "
+            "a make-cdd11 store (or its HDF5 export) has"
+        )
     if kind == "zarr":
-        return CDD11Zarr(path, split, crop, random_crop, tiers, uint8=uint8)
+        return CDD11Zarr(path, split, crop, random_crop, tiers, uint8=uint8, removal=removal)
     if kind == "hdf5":
-        return CDD11H5(path, split, crop, random_crop, tiers, uint8=uint8)
+        return CDD11H5(path, split, crop, random_crop, tiers, uint8=uint8, removal=removal)
     if kind == "folder":
         return CDD11Folder(path, split, crop, random_crop, tiers, uint8=uint8)
     size = max(SYNTHESIS_SIZE, crop or 0)

@@ -21,7 +21,7 @@ untouched inputs against them (``input_fid``); one number each, not per sample.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -295,6 +295,7 @@ def evaluate_checkpoint(
     lpips: nn.Module | None = None,
     inception: nn.Module | None = None,
     method: str | None = None,
+    remove: frozenset[str] | None = None,
 ) -> Evaluation:
     """Restore every sample of a split at full resolution and score it; keep the first
     sample of each tier as an example. ``on_start`` is called with the number of samples
@@ -302,7 +303,11 @@ def evaluate_checkpoint(
     restorer's device) adds the LPIPS scores; ``inception`` (an
     ``inception.InceptionFeatures``, moved likewise) the split's FID (``fid_scores``), which
     needs at least two samples. ``steps`` defaults to the checkpoint's method's own; given
-    ``method``, a checkpoint trained as another method is refused."""
+    ``method``, a checkpoint trained as another method is refused. ``remove``: the network
+    is told to remove these degradations only, and every score is taken against the
+    partial target (the clean photo degraded by what the sample keeps,
+    ``datasets.partial``), which takes the place of ``clean`` in the records."""
+    from skyclear.datasets.partial import Removal, removal_vector
     from torch.utils.data import DataLoader
 
     from .data import open_dataset
@@ -310,11 +315,14 @@ def evaluate_checkpoint(
 
     restorer = Restorer.from_checkpoint(checkpoint, device=device, weights=weights)
     restorer.check_method(method, checkpoint)
+    vector = None if remove is None else removal_vector(remove)
+    restorer.removal(vector)  # a checkpoint that cannot choose is refused before the data
     steps = restorer.method.steps_of(steps)
     for metric in (lpips, inception):
         if metric is not None:
             metric.to(restorer.device)
-    dataset = open_dataset(data, split, None, False, seed=restorer.config.seed)
+    removal = None if remove is None else Removal(remove=remove)
+    dataset = open_dataset(data, split, None, False, seed=restorer.config.seed, removal=removal)
     if inception is not None and len(dataset) < 2:  # type: ignore[arg-type]
         raise ValueError(f"{data}: FID needs at least 2 samples in the {split} split")
     if on_start is not None:
@@ -328,7 +336,11 @@ def evaluate_checkpoint(
     generator = torch.Generator().manual_seed(restorer.config.seed)
 
     def restore(degraded: Tensor) -> tuple[Tensor, Aux]:
-        return restorer(degraded, steps, generator)
+        return restorer(degraded, steps, generator, vector)
+
+    def against_targets(batches: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+        for batch in batches:
+            yield batch if remove is None else {**batch, "clean": batch["target"]}
 
     examples: dict[str, list[NDArray[np.uint8]]] = {}
     features: dict[str, list[Tensor]] = {"input": [], "restored": [], "clean": []}
@@ -344,7 +356,8 @@ def evaluate_checkpoint(
             for name, values in zip(features, _features_of(inception, *batches), strict=True):
                 features[name].append(values)
 
-    records = evaluate(restore, loader, restorer.device, progress, y_channel, on_batch, lpips)
+    records = evaluate(restore, against_targets(loader), restorer.device, progress, y_channel,
+                       on_batch, lpips)  # fmt: skip
     ordered = {tier: examples[tier] for tier in TIERS if tier in examples}
     fid = {} if inception is None else fid_scores(*(torch.cat(f) for f in features.values()))
     return Evaluation(summarize(records), records, ordered, fid, restorer.config.method, steps)

@@ -87,22 +87,29 @@ class Restorer:
 
     @torch.no_grad()
     def __call__(
-        self, degraded: Tensor, steps: int | None = None, generator: torch.Generator | None = None
+        self,
+        degraded: Tensor,
+        steps: int | None = None,
+        generator: torch.Generator | None = None,
+        remove: Tensor | None = None,
     ) -> tuple[Tensor, Aux]:
         """Restore ``(B, 3, H, W)`` images in ``steps`` network evaluations (``None``: the
         method's own, one step at ``t = 0`` for ``f2d``). Returns the restored images in
         [0, 1] and the routing (parser maps, weights and gates) of the first evaluation,
-        float32 and on the input's device.
+        float32 and on the input's device. ``remove``: ``(4,)`` or ``(B, 4)``, which of
+        low, haze, rain, snow to remove (1) and keep (0), for a network trained with
+        remove-sets (``removal``); ``None`` removes everything.
 
         Image-level statistics are the images' own up to ``context_side`` pixels a side;
         a larger image takes them from a copy downscaled to that side, as tiles do."""
         _check_images(degraded)
         x0 = self._prepare(degraded)
+        removal = self.removal(remove)
 
         def evaluate(x_t: Tensor, t: Tensor, aux: Tensor | None) -> tuple[Tensor, Aux]:
             big = max(x0.shape[-2:]) > self.context_side
-            statistics = self._statistics(x_t, t, x0, aux).replay() if big else None
-            return self._network(x_t, t, x0, statistics, aux)
+            statistics = self._statistics(x_t, t, x0, aux, removal).replay() if big else None
+            return self._network(x_t, t, x0, statistics, aux, removal)
 
         return self._sample(evaluate, x0, degraded.device, steps, generator)
 
@@ -115,6 +122,7 @@ class Restorer:
         steps: int | None = None,
         generator: torch.Generator | None = None,
         margin: int | None = None,
+        remove: Tensor | None = None,
     ) -> tuple[Tensor, Aux]:
         """Restore ``(1, 3, H, W)`` tile by tile, so memory is bounded by the tile, with
         the result of whole restoration up to a fraction of a grey level.
@@ -136,7 +144,8 @@ class Restorer:
             )
         height, width = degraded.shape[-2:]
         if tile >= max(height, width):
-            return self(degraded, steps, generator)
+            return self(degraded, steps, generator, remove)
+        removal = self.removal(remove)
         multiple = self.config.model.multiple
         if tile < 2 * multiple:
             raise ValueError(f"tile must be >= {2 * multiple}, got {tile}")
@@ -157,14 +166,14 @@ class Restorer:
             raise RuntimeError("tiles leave pixels uncovered")
 
         def evaluate(x_t: Tensor, t: Tensor, extra: Tensor | None) -> tuple[Tensor, Aux]:
-            statistics = self._statistics(x_t, t, x0, extra)
+            statistics = self._statistics(x_t, t, x0, extra, removal)
             residual = torch.zeros_like(x_t)
             maps = x_t.new_zeros(x_t.shape[0], 4, height, width)
             aux = None
             for region, weight in windows:
                 part, aux = self._network(
                     x_t[region], t, x0[region], statistics.replay(),
-                    None if extra is None else extra[region],
+                    None if extra is None else extra[region], removal,
                 )  # fmt: skip
                 residual[region] += part * weight
                 maps[region] += aux.maps * weight
@@ -221,6 +230,19 @@ class Restorer:
             x0 = x0.contiguous(memory_format=torch.channels_last)
         return x0
 
+    def removal(self, remove: Tensor | None) -> Tensor | None:
+        """``remove`` on the device, or ``ValueError`` for a network trained without
+        remove-sets."""
+        if remove is None:
+            return None
+        if not self.config.model.removal:
+            raise ValueError(
+                "this checkpoint was trained without remove-sets (model.removal); it removes "
+                "every degradation it finds. Train with --set data.partial=0.3 --set "
+                "model.removal=true to choose"
+            )
+        return remove.to(self.device, torch.float32)
+
     def _network(
         self,
         x_t: Tensor,
@@ -228,15 +250,23 @@ class Restorer:
         x0: Tensor,
         statistics: ImageStatistics | None,
         extra: Tensor | None = None,
+        remove: Tensor | None = None,
     ) -> tuple[Tensor, Aux]:
-        kwargs = {} if extra is None else {"aux": extra}
+        kwargs: dict[str, Tensor] = {} if extra is None else {"aux": extra}
+        if remove is not None:
+            kwargs["remove"] = remove
         with autocast(self.device, self.bf16):
             residual, aux = self.model(x_t, t, x0, return_aux=True, statistics=statistics, **kwargs)
         maps, weights, alpha = (value.float() for value in (aux.maps, aux.weights, aux.alpha))
         return residual.float(), Aux(maps, weights, alpha, aux.spatial)
 
     def _statistics(
-        self, x_t: Tensor, t: Tensor, x0: Tensor, extra: Tensor | None = None
+        self,
+        x_t: Tensor,
+        t: Tensor,
+        x0: Tensor,
+        extra: Tensor | None = None,
+        remove: Tensor | None = None,
     ) -> ImageStatistics:
         """The image-level statistics of one pass over the whole of ``(x_t, x0)`` (and the
         method's auxiliary input), seen at most ``context_side`` pixels a side
@@ -252,7 +282,7 @@ class Restorer:
             x_t, x0 = small(x_t), small(x0)
             extra = None if extra is None else small(extra)
         statistics = ImageStatistics()
-        self._network(x_t, t, x0, statistics, extra)
+        self._network(x_t, t, x0, statistics, extra, remove)
         return statistics
 
     def _sample(

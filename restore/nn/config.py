@@ -39,6 +39,11 @@ class ModelConfig:
         residual_condition: the auxiliary input, optional, is a transport residual
             (DA-RCOT's second pass), encoded at every scale of the backbone
             (``embedding.ResidualEmbedder``); without it the network runs unconditioned.
+        removal: the network is told which degradations to remove (``remove``, a
+            ``(B, 4)`` 0/1 vector; ``datasets.partial``): it enters the time embedding (the
+            backbone's and every expert's conditioning) through a zero-initialised linear
+            map, and multiplies the gate, so an expert of a kept degradation does not act.
+            Needs the experts.
     """
 
     width: int = 16
@@ -55,6 +60,7 @@ class ModelConfig:
     widen: bool = False
     aux_channels: int = 0
     residual_condition: bool = False
+    removal: bool = False
 
     def __post_init__(self) -> None:
         if self.width < 4 or self.width % 2:
@@ -76,6 +82,8 @@ class ModelConfig:
             raise ValueError(f"aux_channels must be >= 0, got {self.aux_channels}")
         if self.residual_condition and self.aux_channels:
             raise ValueError("residual_condition and aux_channels are two methods' inputs")
+        if self.removal and not self.experts:
+            raise ValueError("removal gates the experts: it needs experts")
 
     @property
     def multiple(self) -> int:

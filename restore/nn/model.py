@@ -233,6 +233,12 @@ class F2DNet(nn.Module):
                 self.gate = Gate(config.gate, config.time_dim)
         if config.residual_condition:
             self.embedder = ResidualEmbedder(self.backbone.widths(), max(4, width // 2))
+        if config.removal:
+            # What to remove enters the time embedding, starting at nothing: the network
+            # starts as the full restorer it is asked to be by default.
+            self.removal = nn.Linear(EXPERTS, config.time_dim)
+            nn.init.zeros_(self.removal.weight)
+            nn.init.zeros_(self.removal.bias)
         if config.aux_channels:
             # An auxiliary input (ResFlow's y) enters as an increment of the state, through
             # two 3x3 convolutions, the last zero-initialised: the network starts as if it
@@ -253,6 +259,7 @@ class F2DNet(nn.Module):
         return_aux: bool = False,
         statistics: ImageStatistics | None = None,
         aux: Tensor | None = None,
+        remove: Tensor | None = None,
     ) -> Tensor | tuple[Tensor, Aux]:
         if x_t.shape != degraded.shape or x_t.ndim != 4 or x_t.shape[1] != 3:
             raise ValueError(
@@ -283,6 +290,9 @@ class F2DNet(nn.Module):
             else:
                 x_t = x_t + self.adapter(aux.to(x_t.dtype))
         time = self.time(t.expand(x_t.shape[0]) if t.ndim == 0 else t)
+        wanted_removal = self._removal(remove, x_t)
+        if wanted_removal is not None:
+            time = time + self.removal(wanted_removal.to(time.dtype))
         inputs, (height, width) = pad_to_multiple(
             torch.cat([x_t, degraded], 1), self.config.multiple
         )
@@ -301,6 +311,8 @@ class F2DNet(nn.Module):
         else:
             coverage = spatial_mean(maps, statistics).flatten(1)
             alpha = self.gate(time, weights, coverage)
+        if wanted_removal is not None:
+            alpha = alpha * wanted_removal.to(alpha.dtype)  # a kept degradation's expert rests
         pixel = self.config.routing == "pixel"
         if not pixel:  # one weight per image and expert: the maps play no part
             maps = torch.ones_like(maps)
@@ -313,6 +325,25 @@ class F2DNet(nn.Module):
         if not return_aux:
             return residual
         return residual, Aux(maps[..., :height, :width], weights, alpha, pixel, embedding)
+
+    def _removal(self, remove: Tensor | None, x_t: Tensor) -> Tensor | None:
+        """The ``(B, 4)`` removal vector (all ones, remove everything, by default), or
+        ``None`` for a network without ``removal``; ``ValueError`` for a vector it cannot
+        take."""
+        if not self.config.removal:
+            if remove is not None:
+                raise ValueError(
+                    "this network was trained without remove-sets (model.removal); it "
+                    "removes every degradation it finds"
+                )
+            return None
+        batch = x_t.shape[0]
+        if remove is None:
+            return x_t.new_ones(batch, EXPERTS)
+        if remove.shape not in ((batch, EXPERTS), (EXPERTS,)):
+            raise ValueError(f"remove must be ({batch}, {EXPERTS}) or ({EXPERTS},), got "
+                             f"{tuple(remove.shape)}")  # fmt: skip
+        return remove.to(x_t.device, x_t.dtype).expand(batch, EXPERTS)
 
 
 def _parameters(module: nn.Module) -> int:

@@ -16,6 +16,7 @@ the CPU. Only the main process validates, logs and writes checkpoints.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import pickle
@@ -29,6 +30,7 @@ from typing import Any
 
 import torch
 from skyclear.datasets import DegradedPhotos, Unpaired, as_float
+from skyclear.datasets.partial import Removal
 from skyclear.degrade.seeding import entropy_seed
 from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
@@ -59,6 +61,7 @@ __all__ = ["NonFiniteError", "TrainingInterrupted", "train"]
 
 Report = Callable[[str, dict[str, Any]], None]
 _TRAIN_KEYS = ("degraded", "clean", "masks", "presence", "has_masks", "tier")
+_REMOVAL_KEYS = ("target", "remove")  # with model.removal (datasets.partial)
 
 
 class NonFiniteError(RuntimeError):
@@ -209,7 +212,9 @@ class _Trainer:
         crop, tiers, seed = config.data.crop, config.data.tiers, config.seed
         self.data_path = str(Path(data).resolve())  # recorded: comparisons check it
         # uint8 pixels between processes (and to the GPU); scaled to floats in _step.
-        self.train_data = open_dataset(data, "train", crop, True, tiers, seed, uint8=True)
+        removal = Removal(config.data.partial) if config.model.removal else None
+        self.train_data = open_dataset(data, "train", crop, True, tiers, seed, uint8=True,
+                                       removal=removal)  # fmt: skip
         if degraded is not None:
             real = DegradedPhotos(degraded, crop, True, uint8=True)
             self.train_data = Unpaired.between(real, self.train_data)
@@ -424,10 +429,15 @@ class _Trainer:
     def _step(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
         device = self.device
         memory = torch.channels_last if self.channels_last else torch.contiguous_format
-        on_device = as_float({key: batch[key].to(device, non_blocking=True) for key in _TRAIN_KEYS})
+        keys = _TRAIN_KEYS + (_REMOVAL_KEYS if self.config.model.removal else ())
+        on_device = as_float({key: batch[key].to(device, non_blocking=True) for key in keys})
         degraded, clean, masks, presence, has_masks, tier = (on_device[key] for key in _TRAIN_KEYS)
         degraded = degraded.contiguous(memory_format=memory)
         clean = clean.contiguous(memory_format=memory)
+        removal: dict[str, Tensor] = {}
+        if self.config.model.removal:  # regress on what is to remain, told what goes
+            clean = on_device["target"].contiguous(memory_format=memory)
+            removal = {"remove": on_device["remove"]}
         t, noise, generator = self._noise(degraded)
         method = self.method
         if self.adversary is not None:
@@ -437,22 +447,29 @@ class _Trainer:
         draw = method.draw(degraded, clean, t, noise, generator)
         self.model.train()
         with autocast(device, self.bf16):
-            kwargs = {} if draw.aux is None else {"aux": draw.aux}
+            kwargs = removal if draw.aux is None else {"aux": draw.aux, **removal}
             residual, aux = self.network(draw.x, draw.t, degraded, return_aux=True, **kwargs)
         transport = method.loss(residual, draw, degraded, clean)
         terms = self._loss(transport, aux, masks, presence, has_masks)
-        extra = method.extra_terms(self._predictor, degraded, clean, generator)
+        predictor = functools.partial(self._predictor, remove=removal.get("remove"))
+        extra = method.extra_terms(predictor, degraded, clean, generator)
         for name, (weight, value) in extra.items():
             terms[name] = value
             terms["loss"] = terms["loss"] + weight * value
         return self._update(terms)
 
-    def _predictor(self, condition: Tensor, seen: list[Aux] | None = None) -> Predictor:
+    def _predictor(
+        self, condition: Tensor, seen: list[Aux] | None = None, remove: Tensor | None = None
+    ) -> Predictor:
         """The training network as a method's ``predict``, conditioned on the degraded
-        images ``condition``; with ``seen``, each evaluation's routing is appended there."""
+        images ``condition`` (and told to ``remove`` those degradations, the first rows of
+        ``remove`` for a ``condition`` of the batch's first images, for a network
+        with ``removal``); with ``seen``, each evaluation's routing is appended there."""
 
         def predict(x: Tensor, times: Tensor, extra: Tensor | None) -> Tensor:
-            kwargs = {} if extra is None else {"aux": extra}
+            kwargs: dict[str, Tensor] = {} if extra is None else {"aux": extra}
+            if remove is not None:
+                kwargs["remove"] = remove[: x.shape[0]]
             with autocast(self.device, self.bf16):
                 output, aux = self.network(x, times, condition, return_aux=True, **kwargs)
             if seen is not None:
