@@ -105,7 +105,14 @@ def analyze(
     except OutputError as error:
         raise click.BadParameter(str(error), param_hint="--out") from error
     restorer = load_restorer(ckpt, device, weights)
-    digest = checkpoint_digest(ckpt)
+    model = restorer.config.model
+    if not model.experts or model.routing != "pixel":
+        raise click.BadParameter(
+            f"{ckpt} has no per-pixel parser maps (experts: {model.experts}, routing: "
+            f"{model.routing}); there is nothing to analyse",
+            param_hint="--ckpt",
+        )
+    digest = f"{checkpoint_digest(ckpt)}:{weights}"  # a calibration is of one set of weights
     calibrated: Calibration | None = None
     if calibration is not None:
         try:
@@ -180,9 +187,18 @@ def _analyse_all(
     if not found:
         raise click.UsageError("no photos among the PHOTOS given")
     records, analyses, thumbnails, failed = [], [], [], 0
+    claimed: dict[str, str] = {}
     bar = tqdm(found, desc="analysing", unit=" photos", file=sys.stderr,
                disable=len(found) < 2, dynamic_ncols=True)  # fmt: skip
     for path, name in bar:
+        maps_file = Path(name).with_suffix("").as_posix() + "_maps.png"
+        if maps_file.casefold() in claimed:
+            other = claimed[maps_file.casefold()]
+            bar.write(f"failed {name}: its maps file {maps_file} is also that of {other}",
+                      file=sys.stderr)  # fmt: skip
+            failed += 1
+            continue
+        claimed[maps_file.casefold()] = name
         try:
             photo = read_photo(path, max_pixels)
         except UnusableImageError as error:
@@ -192,7 +208,6 @@ def _analyse_all(
         for note in photo.notes:
             bar.write(note, file=sys.stderr)
         analysis = analyse(restorer, name, photo.image, calibration)
-        maps_file = Path(name).with_suffix("").as_posix() + "_maps.png"
         save_maps(out / maps_file, analysis.maps, analysis.weights)
         records.append(analysis.record(maps_file))
         analyses.append(analysis)

@@ -69,6 +69,12 @@ def export(
         raise click.BadParameter(
             f"unknown format {fmt!r}; the formats are {', '.join(FORMATS)}", param_hint="--format"
         )
+    from skyclear.degrade.outputs import OutputError, check_apart
+
+    try:
+        check_apart(out, [ckpt])
+    except OutputError as error:
+        raise click.BadParameter(str(error), param_hint="--out") from error
     if out.exists() and not overwrite:
         raise click.UsageError(f"{out} exists; pass --overwrite to replace it")
     if out.is_dir():

@@ -318,7 +318,11 @@ def _restore_all(
         photo = read[0]
         for note in photo.notes:
             bar.write(note, file=sys.stderr)
-        if pending and (len(pending) == options.batch or _size(pending[0][1]) != _size(photo)):
+        if pending and (
+            len(pending) == options.batch
+            or _size(pending[0][1]) != _size(photo)
+            or not _batch_fits(restorer, [*pending, (job, photo)])  # read no further ahead
+        ):
             flush()
         pending.append((job, photo))
         if not options.batches:

@@ -9,6 +9,10 @@ shape, layout, dtype, device and inference mode stay the same.
 Rules for callers: the buffer's contents are garbage on entry; it is consumed before the
 same name is asked for again on the same thread (never returned, never saved for
 backward); a name belongs to one call site.
+
+Only CPU tensors are kept: the page faults are the CPU allocator's (CUDA's caching
+allocator has none), and a kept GPU buffer would hold device memory for good and ignore
+streams. Elsewhere a buffer is a fresh ``empty_like``.
 """
 
 from __future__ import annotations
@@ -38,6 +42,10 @@ def scratch_like(
     dtype = like.dtype if dtype is None else dtype
     if memory not in ("like", "contiguous"):
         raise ValueError(f"memory must be 'like' or 'contiguous', got {memory!r}")
+    if like.device.type != "cpu":
+        if memory == "like":
+            return torch.empty_like(like, dtype=dtype)
+        return torch.empty(like.shape, dtype=dtype, device=like.device)
     layout = like.stride() if memory == "like" else None
     key = (tuple(like.shape), layout, dtype, like.device, torch.is_inference_mode_enabled())
     held: dict[str, tuple[tuple[object, ...], Tensor]] | None = getattr(_LOCAL, "buffers", None)

@@ -27,6 +27,7 @@ __all__ = [
     "encode_image",
     "encode_result",
     "linear_to_srgb",
+    "shares_memory",
     "srgb_to_linear",
     "srgb_to_linear_scalar",
 ]
@@ -36,6 +37,7 @@ _LINEAR_KNEE = 0.0031308  # the same point in linear light (0.04045 / 12.92)
 _TOE_SLOPE = 12.92
 _OFFSET = 0.055
 _GAMMA = 2.4
+_SCRATCH_FROM = 1 << 16  # values: smaller decodes (an airlight, a grey) keep no buffer
 
 
 def _affine_(x: Tensor, scale: float, offset: float) -> Tensor:
@@ -50,6 +52,8 @@ def _toe(x: Tensor, knee: float, slope: float, offset: float, name: str, like: T
     encodes is often strided unlike the photo it decoded. It is laid out like ``like``,
     the tensor it is added to, and consumed before the next call of this thread
     overwrites it."""
+    if x.numel() < _SCRATCH_FROM:  # a colour, a few values: a buffer would only churn
+        return _affine_(torch.clamp_max(x, knee), slope, offset)
     return _affine_(torch.clamp_max(x, knee, out=scratch_like(name, like)), slope, offset)
 
 
@@ -147,8 +151,12 @@ def encode_result(image: Tensor, linear: Tensor) -> Tensor:
     """``encode_image`` of an operator's linear result made from ``decode_transient``'s
     ``linear``: in place, unless the result is (or shares memory with) ``linear``, as
     where an operator changed nothing."""
-    shared = image.untyped_storage().data_ptr() == linear.untyped_storage().data_ptr()
-    return encode_image(image, owned=not shared)
+    return encode_image(image, owned=not shares_memory(image, linear))
+
+
+def shares_memory(tensor: Tensor, other: Tensor) -> bool:
+    """Whether ``tensor`` lies in ``other``'s memory (the same storage)."""
+    return tensor.untyped_storage().data_ptr() == other.untyped_storage().data_ptr()
 
 
 def linear_to_srgb(x: Tensor) -> Tensor:

@@ -101,7 +101,7 @@ def _named(values: Tensor) -> dict[str, float]:
 @dataclass(frozen=True)
 class Calibration:
     """The training split's feature statistics and the held-out threshold of one
-    checkpoint (``checkpoint``: its digest)."""
+    checkpoint's weights (``checkpoint``: its digest, with ``:ema`` or ``:model``)."""
 
     checkpoint: str
     mean: list[float]

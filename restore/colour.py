@@ -72,13 +72,19 @@ def profile_info(data: bytes) -> ProfileInfo:
 
 @functools.lru_cache(maxsize=8)
 def _transform(source: bytes, forward: bool) -> ImageCms.ImageCmsTransform:
+    """``ProfileError`` for a profile that opens but cannot convert (a device link, an
+    output-only profile)."""
     own, srgb = _open(source), _open(srgb_profile())
     start, end = (own, srgb) if forward else (srgb, own)
-    return ImageCms.buildTransform(start, end, "RGB", "RGB", renderingIntent=_INTENT)
+    try:
+        return ImageCms.buildTransform(start, end, "RGB", "RGB", renderingIntent=_INTENT)
+    except ImageCms.PyCMSError as error:
+        raise ProfileError(f"ICC profile that cannot convert to sRGB ({error})") from error
 
 
 def to_srgb(rgb: NDArray[np.uint8], source: bytes) -> NDArray[np.uint8]:
-    """``(H, W, 3)`` uint8 pixels in the space of profile ``source``, converted to sRGB."""
+    """``(H, W, 3)`` uint8 pixels in the space of profile ``source``, converted to sRGB;
+    ``ProfileError`` where the profile cannot do it."""
     return _apply(rgb, _transform(source, True))
 
 
@@ -90,6 +96,9 @@ def from_srgb(rgb: NDArray[np.uint8], target: bytes) -> NDArray[np.uint8]:
 def _apply(rgb: NDArray[np.uint8], transform: ImageCms.ImageCmsTransform) -> NDArray[np.uint8]:
     if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[-1] != 3:
         raise ValueError(f"pixels must be (H, W, 3) uint8, got {rgb.shape} {rgb.dtype}")
-    converted = ImageCms.applyTransform(Image.fromarray(np.ascontiguousarray(rgb)), transform)
+    try:
+        converted = ImageCms.applyTransform(Image.fromarray(np.ascontiguousarray(rgb)), transform)
+    except ImageCms.PyCMSError as error:
+        raise ProfileError(f"ICC profile conversion failed ({error})") from error
     assert converted is not None  # not in place
     return np.asarray(converted, dtype=np.uint8)

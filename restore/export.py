@@ -118,6 +118,8 @@ def deployable(restorer: Restorer, steps: int | None = None) -> OneShot:
     count = exported_steps(restorer, steps)
     restorer.model.float().to(memory_format=torch.contiguous_format)  # type: ignore[call-overload]
     restorer.model.to("cpu").eval()
+    # float32 on the CPU, as the graph runs: the reference ``verify`` compares against too
+    restorer.device, restorer.bf16, restorer.channels_last = torch.device("cpu"), False, False
     return OneShot(restorer, count).eval()
 
 

@@ -31,6 +31,7 @@ images, for instance).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 from dataclasses import dataclass
@@ -112,26 +113,38 @@ def read_photo(path: str | Path, max_pixels: int | None = None) -> Photo:
             bomb, or a pixel format with no RGB meaning; ``reason`` says which.
     """
     path = Path(path)
+    notes: list[str] = []
     with open_still(path, max_pixels) as opened:
         pixels, bits, source_mode = _pixels(path, opened)
         exif = opened.getexif()
         orientation = exif.get(_EXIF_ORIENTATION, 1)
         icc = opened.info.get("icc_profile") if opened.mode != "CMYK" else None
+        # Serialised while the file is open: EXIF sub-blocks are read from it lazily.
+        kept_exif = _upright(exif, opened.format, path, notes)
     pixels = orient(pixels, orientation)
-    pixels, written, source, notes = _manage_colour(path, pixels, bits, icc or None)
+    pixels, written, source, colour_notes = _manage_colour(path, pixels, bits, icc or None)
     photo = _photo(pixels, bits, written, source_mode)
     return dataclasses.replace(
-        photo, exif=_upright(exif), source_profile=source, notes=tuple(notes)
+        photo, exif=kept_exif, source_profile=source, notes=tuple(notes + colour_notes)
     )
 
 
-def _upright(exif: Image.Exif) -> bytes | None:
-    """The EXIF block with its orientation reset to 1 (the pixels are turned already)."""
-    if not len(exif):
+#: Formats whose EXIF is a block of its own; a TIFF's tags describe its own layout.
+_EXIF_FORMATS = ("JPEG", "MPO", "PNG", "WEBP")
+
+
+def _upright(exif: Image.Exif, fmt: str | None, path: Path, notes: list[str]) -> bytes | None:
+    """The EXIF block with its orientation reset to 1 (the pixels are turned already);
+    ``None`` without one, for a TIFF, or where it cannot be written again (a note)."""
+    if not len(exif) or fmt not in _EXIF_FORMATS:
         return None
-    if _EXIF_ORIENTATION in exif:
-        exif[_EXIF_ORIENTATION] = 1
-    return bytes(exif.tobytes())
+    try:
+        if _EXIF_ORIENTATION in exif:
+            exif[_EXIF_ORIENTATION] = 1
+        return bytes(exif.tobytes())
+    except Exception as error:  # malformed EXIF: Pillow raises struct, type, value errors
+        notes.append(f"{path.name}: its EXIF cannot be copied ({error}); written without it")
+        return None
 
 
 def _manage_colour(
@@ -141,11 +154,12 @@ def _manage_colour(
     sRGB where their profile says they are not (see the module docstring)."""
     if icc is None:
         return pixels, None, None, []
+    rgb = pixels.shape[-1] in (3, 4)
+    fallback = srgb_profile() if rgb else None  # no RGB profile in a grey PNG
     try:
         info = profile_info(icc)
     except ProfileError as error:
-        return pixels, srgb_profile(), None, [f"{path.name}: {error}; restored as sRGB"]
-    rgb = pixels.shape[-1] in (3, 4)
+        return pixels, fallback, None, [f"{path.name}: {error}; restored as sRGB"]
     if info.kind == "srgb" or (info.kind == "grey" and not rgb) or not rgb:
         return pixels, icc, None, []
     if info.kind in ("grey", "other"):
@@ -156,7 +170,10 @@ def _manage_colour(
                 "space, profile kept (colour conversion is 8-bit only)")  # fmt: skip
         return pixels, icc, None, [note]
     converted = np.array(pixels, copy=True)
-    converted[..., :3] = to_srgb(np.ascontiguousarray(pixels[..., :3], dtype=np.uint8), icc)
+    try:
+        converted[..., :3] = to_srgb(np.ascontiguousarray(pixels[..., :3], dtype=np.uint8), icc)
+    except ProfileError as error:
+        return pixels, srgb_profile(), None, [f"{path.name}: {error}; restored as sRGB"]
     return converted, srgb_profile(), icc, []
 
 
@@ -278,8 +295,9 @@ def write_photo(
     profile = photo.icc_profile
     if keep_profile and photo.source_profile is not None and pixels.dtype == np.uint8:
         back = np.array(pixels, dtype=np.uint8, copy=True)
-        back[..., :3] = from_srgb(np.ascontiguousarray(back[..., :3]), photo.source_profile)
-        pixels, profile = back, photo.source_profile
+        with contextlib.suppress(ProfileError):  # it converted on reading; written as sRGB
+            back[..., :3] = from_srgb(np.ascontiguousarray(back[..., :3]), photo.source_profile)
+            pixels, profile = back, photo.source_profile
     save_png(path, pixels, profile, text, photo.exif)
 
 

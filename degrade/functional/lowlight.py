@@ -132,7 +132,9 @@ def low_light(
     """
     gain = illumination_gain(exposure, spread, seed, (x.shape[-2], x.shape[-1]), x.dtype)
     if torch.is_grad_enabled() and (x.requires_grad or gain.requires_grad):
-        image = sensor_noise(x * gain, shot, read, bits, seed)
+        # ``x * gain`` saves ``x`` for ``gain``'s gradient: never a caller's reused buffer.
+        lit = (x if x.requires_grad else x.clone()) * gain
+        image = sensor_noise(lit, shot, read, bits, seed)
         return image, (1.0 - gain).clamp(0.0, 1.0)  # ``x * gain`` saved ``gain``
     # Untracked, the lit image is consumed by the noise: a buffer this thread reuses.
     lit = torch.mul(x, gain, out=scratch_like("low-light-lit", x))

@@ -336,7 +336,8 @@ def composite_layers(
     if layers > 1:
         steps = (colours[:, 1:] - colours[:, :-1]).transpose(1, 2)  # (B, 3, L - 1)
         nearer = transmit[:, : layers - 1]
-        if not (nearer.is_contiguous() or (torch.is_grad_enabled() and nearer.requires_grad)):
+        tracked = torch.is_grad_enabled() and (nearer.requires_grad or steps.requires_grad)
+        if not (nearer.is_contiguous() or tracked):
             # A splat's planes keep their padding: lay them out flat in a reused buffer.
             nearer = scratch_like("particle-nearer", nearer, memory="contiguous").copy_(nearer)
         flat = nearer.reshape(batch, layers - 1, height * width)

@@ -11,7 +11,7 @@ import torch
 from torch import Tensor
 
 from .._validate import check_image, check_params, check_range
-from ..color import decode_transient, encode_result
+from ..color import decode_transient, encode_result, shares_memory
 from ..functional.counter_rng import MAX_SEED
 
 __all__ = ["OpResult", "Operator", "Params", "Range"]
@@ -146,6 +146,8 @@ class Operator(abc.ABC):
         # The operator's result is made here, never the caller's ``x``, so it is encoded in
         # place, unless it is ``linear`` itself (reused by the next call).
         image = encode_result(image, linear)
+        if shares_memory(mask, linear):  # a mask made as a view of the reused buffer
+            mask = mask.clone()
         return OpResult(image.to(x.dtype), mask.to(x.dtype), params)
 
 

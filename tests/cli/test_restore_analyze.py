@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from PIL import Image
 from skyclear.cli.restore_analyze import analyze
 from skyclear.restore.checkpoint import save_checkpoint
-from skyclear.restore.config import config_to_dict, preset
+from skyclear.restore.config import config_to_dict, override, preset
 from skyclear.restore.nn import F2DNet
 
 
@@ -69,6 +69,11 @@ def test_analysis_of_a_folder_calibrated_on_a_store(
     (record,) = [json.loads(line) for line in (again / "analysis.jsonl").read_text().splitlines()]
     assert record["ood_score"] == records[0]["ood_score"]
 
+    calibrated = out / "calibration.json"
+    code, output = _invoke(photos / "a.png", "--ckpt", ckpt, "--out", tmp_path / "w",
+                           "--calibration", calibrated, "--weights", "model")  # fmt: skip
+    assert code == 2 and "made for checkpoint" in output  # calibrated on the ema weights
+
     other = _checkpoint(tmp_path, seed=1)
     code, output = _invoke(photos / "a.png", "--ckpt", other, "--out", tmp_path / "x",
                            "--calibration", out / "calibration.json")  # fmt: skip
@@ -91,3 +96,20 @@ def test_without_calibration_no_flag_and_a_foreign_folder_is_left_alone(
     code, output = _invoke(photos / "a.png", "--ckpt", ckpt, "--out", mine)
     assert code == 2 and (mine / "notes.txt").read_text() == "keep me"
     assert sorted(path.name for path in mine.iterdir()) == ["notes.txt"]
+
+
+def test_two_photos_sharing_a_maps_file_and_models_without_maps(
+    photos: Path, tmp_path: Path
+) -> None:
+    Image.fromarray(np.zeros((20, 20, 3), np.uint8)).save(photos / "a.jpg")  # beside a.png
+    ckpt, out = _checkpoint(tmp_path), tmp_path / "out"
+    code, output = _invoke(photos, "--ckpt", ckpt, "--out", out)
+    assert code == 1 and "its maps file a_maps.png is also that of" in output
+    torch.manual_seed(0)
+    config = override(preset("tiny"), ["model.routing=image"])
+    weights = F2DNet(config.model).state_dict()
+    image_routed = tmp_path / "image.pt"
+    save_checkpoint({"config": config_to_dict(config), "step": 0, "model": weights,
+                     "ema": weights}, image_routed)  # fmt: skip
+    code, output = _invoke(photos / "a.png", "--ckpt", image_routed, "--out", tmp_path / "o")
+    assert code == 2 and "no per-pixel parser maps" in output

@@ -27,11 +27,24 @@ class _Identity(Operator):
         return {}
 
     def apply_linear(self, x: Tensor, params: Params, **context: Any) -> tuple[Tensor, Tensor]:
-        return x, torch.zeros_like(x[:, :1])
+        return x, x[:, :1]  # a mask that is a view of its input, too
 
 
 def _other(image: Tensor) -> Tensor:
     return image.flip(-1).mul(0.5).add(0.25)
+
+
+def test_a_colour_decode_leaves_the_image_buffer_in_place(large: Tensor) -> None:
+    from skyclear.degrade import srgb_to_linear
+    from skyclear.degrade._scratch import _LOCAL
+
+    op = OPERATORS["haze"]
+    params = op.sample(large.shape[0], torch.Generator().manual_seed(3))
+    op.apply(large, params)
+    held = _LOCAL.buffers["srgb-decode-toe"][1]
+    srgb_to_linear(torch.rand(2, 3))  # an airlight
+    op.apply(large, params)
+    assert _LOCAL.buffers["srgb-decode-toe"][1] is held
 
 
 @pytest.fixture
@@ -68,8 +81,10 @@ def test_an_operator_returning_its_input_does_not_hand_out_the_reused_buffer(
     op = _Identity()
     first = op(image)
     torch.testing.assert_close(first.image, image, atol=1e-6, rtol=0)
+    mask = first.mask.clone()
     op(_other(image))  # decodes into the same per-thread buffer
     torch.testing.assert_close(first.image, image, atol=1e-6, rtol=0)
+    assert torch.equal(first.mask, mask)
 
 
 @pytest.mark.parametrize("name", NAMES)
