@@ -1,7 +1,9 @@
 """The training loop: one function, ``train``, for one process or many (``torchrun``).
 
 A step: draw ``t`` (for ``f2d`` and ``fm`` a share at exactly 0, the one-step inference
-time) and the transport's noise from a generator seeded by ``(seed, step, rank)``, let the
+time) and the transport's noise, each sample's from a generator seeded by ``(seed, step,
+its place in the global batch)``, so that the processes of a group draw what one process
+would (a method's other draws come from one seeded by ``(seed, step, rank)``), let the
 method (``config.method``) pose the network's input and target in closed form, regress
 the network's output on it (for ``f2d`` the residual ``x_t - mu``) with the parser's maps
 and weights supervised by the masks and the tier, clip the gradient, skip the step if the
@@ -357,9 +359,26 @@ class _Trainer:
             self._loop(feed, stop)
         finally:
             feed.clear()  # stop the loader's workers now, not when a traceback is freed
+        self._check_ranks_agree()
         result = {"step": self.state.step, "best": self.state.best, "metrics": self.state.metrics}
         self._emit("end", result)
         return result
+
+    def _check_ranks_agree(self) -> None:
+        """Raise if the processes' weights are not the same (DistributedDataParallel
+        keeps them so; a difference means a process stepped on other gradients)."""
+        if not self.processes.distributed:
+            return
+        with torch.no_grad():
+            flat = torch.cat([p.detach().double().flatten() for p in self.model.parameters()])
+            digest = torch.stack([flat.sum(), flat.square().sum(), flat.abs().max()])
+            gathered = [torch.empty_like(digest) for _ in range(self.processes.world)]
+            torch.distributed.all_gather(gathered, digest)
+        if any(not torch.equal(gathered[0], other) for other in gathered[1:]):
+            raise RuntimeError(
+                f"the processes' weights differ after step {self.state.step}: "
+                f"{[value.tolist() for value in gathered]}"
+            )
 
     def _loop(self, feed: list[Iterator[dict[str, Tensor]]], stop: _Stop) -> None:
         config = self.config
@@ -414,16 +433,26 @@ class _Trainer:
         return sum(p.numel() for p in self.model.parameters()) + critic
 
     def _noise(self, degraded: Tensor) -> tuple[Tensor, Tensor, torch.Generator]:
-        """Times, the transport's noise, and the generator that drew them, for this step
-        (a function of seed, step, rank)."""
-        seed = entropy_seed(self.config.seed, 2, self.state.step, self.processes.rank)
-        generator = torch.Generator(device=self.device).manual_seed(seed)
+        """Times and the transport's noise of this step, each sample's a function of
+        (seed, step, the sample's place in the global batch), so that any number of
+        processes draws the very noise one process would; and a generator for the
+        method's other draws, seeded by (seed, step, rank)."""
+        config, step, device = self.config, self.state.step, self.device
         batch = degraded.shape[0]
-        t = torch.rand(batch, generator=generator, device=self.device)
-        at_zero = torch.rand(batch, generator=generator, device=self.device)
-        share = self.config.transport.t0_fraction if self.method.uses_t0 else 0.0
+        first = self.processes.rank * batch  # this process's first sample in the step
+        times, zeros, noises = [], [], []
+        for index in range(first, first + batch):
+            own = torch.Generator(device=device).manual_seed(
+                entropy_seed(config.seed, 2, step, index)
+            )
+            times.append(torch.rand(1, generator=own, device=device))
+            zeros.append(torch.rand(1, generator=own, device=device))
+            noises.append(torch.randn(degraded.shape[1:], generator=own, device=device))
+        t, at_zero, noise = torch.cat(times), torch.cat(zeros), torch.stack(noises)
+        share = config.transport.t0_fraction if self.method.uses_t0 else 0.0
         t = torch.where(at_zero < share, torch.zeros_like(t), t)
-        noise = torch.randn(degraded.shape, generator=generator, device=self.device)
+        seed = entropy_seed(config.seed, 3, step, self.processes.rank)
+        generator = torch.Generator(device=device).manual_seed(seed)
         return t, noise, generator
 
     def _step(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:

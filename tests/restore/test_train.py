@@ -185,6 +185,34 @@ def test_two_process_ddp_on_gloo(store: Path, tmp_path: Path, method: str) -> No
     assert done.stdout.count("trained 4 steps") == 1  # one process reports
 
 
+@pytest.mark.slow
+def test_two_processes_train_as_one_with_the_same_global_batch(store: Path, tmp_path: Path) -> None:
+    """DDP on gloo under torchrun: the ranks end with the same weights (checked inside the
+    run, which fails otherwise), and those equal a one-process run of the same global batch:
+    each sample's crop and transport noise depend on its place in the batch, not on the
+    process that draws it."""
+    common = [
+        "-m", "skyclear.cli.restore", "train", "--data", str(store), "--steps", "3",
+        "--crop", "32", "--batch-size", "4", "--workers", "0", "--device", "cpu",
+        "--set", "val_every=3", "--set", "data.val_samples=2", "--set", "optim.warmup_steps=1",
+    ]  # fmt: skip
+    runs = {"two": tmp_path / "two", "one": tmp_path / "one"}
+    launch = {
+        "two": [sys.executable, "-m", "torch.distributed.run", "--standalone",
+                "--nproc_per_node", "2"],
+        "one": [sys.executable],
+    }  # fmt: skip
+    for name, run in runs.items():
+        command = [*launch[name], *common, "--out", str(run)]
+        done = subprocess.run(command, env=_environment(), capture_output=True, text=True,
+                              timeout=300)  # fmt: skip
+        assert done.returncode == 0, done.stderr[-3000:]
+    two, one = (load_checkpoint(run / "last.pt") for run in runs.values())
+    assert two["step"] == one["step"] == 3
+    for key, value in one["model"].items():
+        torch.testing.assert_close(two["model"][key], value, atol=1e-5, rtol=1e-4, msg=key)
+
+
 @pytest.mark.cuda
 def test_training_on_cuda_with_bf16_and_channels_last(store: Path, tmp_path: Path) -> None:
     config = quick_config("device=cuda", "data.workers=1")
