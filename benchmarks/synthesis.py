@@ -81,14 +81,18 @@ def _tree_rss_kib(pid: int) -> int:
     return total
 
 
-def run_make_cdd11(src: Path, out: Path, workers: int) -> tuple[float, float, float]:
+def run_make_cdd11(
+    src: Path, out: Path, workers: int, extra: tuple[str, ...] = ()
+) -> tuple[float, float, float]:
     """Run the command on a fresh store; return (samples/s it reports, wall seconds, peak
     tree RSS in MiB). A store left by an earlier run is removed first: the same command
-    against a complete store has nothing to do."""
+    against a complete store has nothing to do. ``extra``: more arguments (then
+    ``workers`` is not passed)."""
     shutil.rmtree(out, ignore_errors=True)
     degrade = Path(sys.executable).with_name("degrade")
+    parallel = list(extra) if extra else ["--workers", str(workers)]
     command = [str(degrade), "make-cdd11", "--src", str(src), "--out", str(out), "--size", "512",
-               "--workers", str(workers), "--overwrite"]  # fmt: skip
+               *parallel, "--overwrite"]  # fmt: skip
     start = time.perf_counter()
     process = subprocess.Popen(
         command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True

@@ -345,6 +345,14 @@ def _progress_bar(stage: str, total: int):  # type: ignore[no-untyped-def]
     "Run the command once more without --shard to check and complete the store.",
 )
 @click.option(
+    "--scheduler",
+    metavar="ADDRESS",
+    help="Synthesise on a dask.distributed cluster: local:N starts one of N one-thread "
+    "workers here; tcp://host:8786 uses a running scheduler, whose workers must see --src "
+    "and --out at the same paths. The store's bytes are those of a local run; an "
+    "interrupted run resumes from the samples written. Needs pip install 'skyclear[dask]'.",
+)
+@click.option(
     "--max-pixels",
     type=click.IntRange(1),
     help="Decode photos of up to N pixels (default: Pillow's decompression-bomb limit, about "
@@ -376,6 +384,7 @@ def make_cdd11(
     test_folder: str | None,
     fmt: str,
     shard: str | None,
+    scheduler: str | None,
     max_pixels: int | None,
     overwrite: bool,
 ) -> None:
@@ -395,6 +404,15 @@ def make_cdd11(
         raise click.BadParameter(f"unknown tiers {unknown}; choose from {', '.join(TIERS)}",
                                  param_hint="--tiers")  # fmt: skip
     shard_spec = _parse_shard(shard)
+    if scheduler is not None:
+        from skyclear.degrade.store.writer import parse_scheduler
+
+        try:
+            scheduler = parse_scheduler(scheduler)
+        except ValueError as error:
+            raise click.BadParameter(str(error), param_hint="--scheduler") from error
+        if workers > 1 or shard_spec != (0, 1):
+            raise click.UsageError("--scheduler runs the whole build: drop --workers and --shard")
     if fmt != "zarr" and shard_spec != (0, 1):
         raise click.UsageError("--shard builds a Zarr store; export it with `degrade export`")
     store = out if fmt == "zarr" else out.with_name(out.name + ".zarr-staging")
@@ -410,7 +428,7 @@ def make_cdd11(
             depth_kind=depth_kind, depth_near=depth_near, depth_far=depth_far,
         )  # fmt: skip
         summary = build(options, store, workers=workers, shard=shard_spec, overwrite=overwrite,
-                        progress=_progress_bar)  # fmt: skip
+                        progress=_progress_bar, scheduler=scheduler)  # fmt: skip
         _echo_skipped(summary.skipped)
         if summary.complete and options.has_depth:
             _echo_depth_sources(store)

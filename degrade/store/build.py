@@ -23,7 +23,7 @@ from .ingest import Skipped, find_sources
 from .kept import KeptPhotos
 from .options import BuildOptions, sample_seed
 from .prepare import check_store_apart, prepare_once
-from .writer import Workers, pending_sources
+from .writer import DaskWorkers, Workers, pending_sources
 
 __all__ = [
     "BuildOptions",
@@ -75,6 +75,7 @@ def build(
     shard: tuple[int, int] = (0, 1),
     overwrite: bool = False,
     progress: Callable[[str, int], Progress] | None = None,
+    scheduler: str | None = None,
 ) -> BuildSummary:
     """Build (or resume) the store at ``out``.
 
@@ -88,6 +89,9 @@ def build(
         overwrite: replace a skyclear store made by a different command (or use an empty
             folder). Nothing else is ever replaced: see ``prepare.check_store_path``.
         progress: ``progress(stage, total)`` returns a callback advanced by units done.
+        scheduler: run ingest and synthesis on a ``dask.distributed`` cluster instead
+            (``local:N`` or a scheduler's address; ``writer.DaskWorkers``); the bytes are
+            those of a local build.
 
     Raises:
         StoreError: ``out`` is, holds or lies inside ``--src`` or ``--depth``, or holds
@@ -114,7 +118,8 @@ def build(
     # A shard would keep every photo but use a few: it decodes its own photos twice.
     keep = KeptPhotos.beside(path) if shard[1] == 1 else None
     try:
-        with Workers(workers) as pool:
+        engine = Workers(workers) if scheduler is None else DaskWorkers(scheduler)
+        with engine as pool:
             sources, skipped = find_sources(
                 src, options.size, pool.ingest, keep, options.max_pixels
             )

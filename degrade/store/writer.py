@@ -270,6 +270,84 @@ class Workers:
         return self.pool.imap_unordered(_work, tasks, chunksize=1)
 
 
+class DaskWorkers:
+    """``Workers`` on a ``dask.distributed`` cluster: ``local:N`` starts a ``LocalCluster``
+    of ``N`` one-thread worker processes; any other value is a scheduler's address
+    (``tcp://host:8786``), whose workers must reach ``--src``, the store and the photos kept
+    beside it at the same paths (a shared file system).
+
+    Every worker is set up as a pool worker is (one thread, a heap that keeps freed
+    memory: ``_one_thread_kept_heap``). Each task writes one source's samples into the
+    store (``_work``); a task whose worker
+    dies is run again by Dask (``retries``), and a source written twice is written with
+    the same bytes under the same names, so no sample is lost or doubled. The calling
+    process ingests nothing and marks the store complete only once every source is in.
+    """
+
+    RETRIES = 3
+
+    def __init__(self, scheduler: str) -> None:
+        self.scheduler = scheduler
+        self.cluster: Any = None
+        self.client: Any = None
+
+    def __enter__(self) -> DaskWorkers:
+        try:
+            from distributed import Client, LocalCluster
+        except ImportError as error:
+            raise ImportError(
+                "--scheduler needs dask.distributed: pip install 'skyclear[dask]'"
+            ) from error
+        if self.scheduler.startswith("local:"):
+            count = int(self.scheduler.split(":", 1)[1])
+            self.cluster = LocalCluster(
+                n_workers=count, threads_per_worker=1, processes=True,
+                dashboard_address=None, silence_logs=40,
+            )  # fmt: skip
+            self.client = Client(self.cluster)
+        else:
+            self.client = Client(self.scheduler)
+        # Each worker as our pool's: one thread, a heap that keeps freed memory (a third
+        # of the synthesis time goes to page faults without it).
+        self.client.run(_one_thread_kept_heap)
+        return self
+
+    def __exit__(self, kind: object, *exc: object) -> None:
+        if self.client is not None:
+            self.client.close()
+        if self.cluster is not None:
+            self.cluster.close()
+
+    def ingest(
+        self, function: Callable[[Any], str | None], items: list[Any]
+    ) -> Iterable[str | None]:
+        futures = self.client.map(function, items, pure=False, retries=self.RETRIES)
+        return (future.result() for future in futures)
+
+    def write(
+        self, path: Path, options: BuildOptions, indices: list[int], keep: KeptPhotos | None
+    ) -> Iterator[int]:
+        from distributed import as_completed
+
+        tasks = [(path, options, keep, index) for index in indices]
+        futures = self.client.map(_work, tasks, pure=False, retries=self.RETRIES)
+        return (future.result() for future in as_completed(futures))
+
+
+def parse_scheduler(value: str) -> str:
+    """``local:N`` (N >= 1) or a scheduler address; ``ValueError`` otherwise."""
+    if value.startswith("local:"):
+        count = value.split(":", 1)[1]
+        if not count.isdigit() or int(count) < 1:
+            raise ValueError(f"local:N needs a number of workers N >= 1, got {value!r}")
+        return value
+    if "://" not in value and ":" not in value:
+        raise ValueError(
+            f"expected local:N or a scheduler address such as tcp://host:8786, got {value!r}"
+        )
+    return value
+
+
 def _single_thread() -> None:
     """Set up a worker process: one thread for torch and blosc, a heap that keeps its
     memory, and a quick exit.
@@ -280,16 +358,23 @@ def _single_thread() -> None:
     on the heap instead.
     """
     import atexit
-    import ctypes
-    import ctypes.util
     import os
-
-    import numcodecs.blosc
-    import torch
 
     # A worker leaves once the pool is closed and its last result delivered; unwinding
     # torch and zarr at interpreter exit would take most of a second, for nothing.
     atexit.register(os._exit, 0)
+    _one_thread_kept_heap()
+
+
+def _one_thread_kept_heap() -> None:
+    """One thread for torch and blosc and a heap that keeps freed memory: the setup of a
+    worker process of ours (a pool's, or a Dask worker's of a make-cdd11 run)."""
+    import ctypes
+    import ctypes.util
+
+    import numcodecs.blosc
+    import torch
+
     torch.set_num_threads(1)
     numcodecs.blosc.set_nthreads(1)
     libc_name = ctypes.util.find_library("c")

@@ -1,0 +1,56 @@
+"""make-cdd11 on Dask against its own worker processes, on one machine.
+
+``degrade make-cdd11 --scheduler local:2`` (a ``LocalCluster`` of two one-thread workers)
+against ``--workers 2`` (skyclear's spawned pool), the same photos, 512 px, all 11 tiers,
+in alternation (``--rounds`` each): samples/s as the command reports it (synthesis and
+writing, after ingest), the wall time of the whole command (cluster start included) and
+the ratio of Dask's rate to the pool's. Target: Dask within 10 % of the pool.
+
+Usage::
+
+    python benchmarks/dask_synthesis.py [--photos 50] [--rounds 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from synthesis import make_photos, run_make_cdd11
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--photos", type=int, default=50)
+    parser.add_argument("--rounds", type=int, default=2)
+    args = parser.parse_args()
+    ways = {"--workers 2": (), "--scheduler local:2": ("--scheduler", "local:2")}
+    results: dict[str, list[tuple[float, float, float]]] = {way: [] for way in ways}
+    with tempfile.TemporaryDirectory() as folder:
+        src, out = Path(folder) / "photos", Path(folder) / "d.zarr"
+        make_photos(src, args.photos)
+        for _ in range(args.rounds):
+            for way, extra in ways.items():
+                results[way].append(run_make_cdd11(src, out, 2, extra))
+    print(f"- machine: {platform.processor() or platform.machine()}, Python "
+          f"{sys.version.split()[0]}; {args.photos} photos, {args.photos * 11} samples, "
+          f"512 px, {args.rounds} rounds in alternation\n")  # fmt: skip
+    print("| make-cdd11 | samples/s (each round) | wall s (each round) | peak RSS MiB "
+          "| x --workers 2 |")  # fmt: skip
+    print("|---|---|---|---:|---:|")
+    base = statistics.mean(rate for rate, _, _ in results["--workers 2"])
+    for way, runs in results.items():
+        rates = ", ".join(f"{rate:.1f}" for rate, _, _ in runs)
+        walls = ", ".join(f"{wall:.1f}" for _, wall, _ in runs)
+        peak = max(peak for _, _, peak in runs)
+        ratio = statistics.mean(rate for rate, _, _ in runs) / base
+        print(f"| `{way}` | {rates} | {walls} | {peak:.0f} | {ratio:.2f}x |")
+
+
+if __name__ == "__main__":
+    main()
