@@ -166,12 +166,10 @@ def run(
     except ValueError as error:
         raise click.BadParameter(str(error), param_hint="--method") from error
     _check_tiles(restorer, tile, overlap)
-    import torch
-
     removed = remove_set(remove_names, keep_names)
     if removed is not None:
         try:
-            restorer.removal(torch.ones(4))
+            restorer.check_removal()
         except ValueError as error:
             hint = "--remove" if remove_names is not None else "--keep"
             raise click.BadParameter(str(error), param_hint=hint) from error

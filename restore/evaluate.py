@@ -316,7 +316,8 @@ def evaluate_checkpoint(
     restorer = Restorer.from_checkpoint(checkpoint, device=device, weights=weights)
     restorer.check_method(method, checkpoint)
     vector = None if remove is None else removal_vector(remove)
-    restorer.removal(vector)  # a checkpoint that cannot choose is refused before the data
+    if remove is not None:
+        restorer.check_removal()  # refused before the data is read
     steps = restorer.method.steps_of(steps)
     for metric in (lpips, inception):
         if metric is not None:

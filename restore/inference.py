@@ -230,17 +230,20 @@ class Restorer:
             x0 = x0.contiguous(memory_format=torch.channels_last)
         return x0
 
-    def removal(self, remove: Tensor | None) -> Tensor | None:
-        """``remove`` on the device, or ``ValueError`` for a network trained without
-        remove-sets."""
-        if remove is None:
-            return None
+    def check_removal(self) -> None:
+        """``ValueError`` unless the network was trained with remove-sets."""
         if not self.config.model.removal:
             raise ValueError(
                 "this checkpoint was trained without remove-sets (model.removal); it removes "
                 "every degradation it finds. Train with --set data.partial=0.3 --set "
                 "model.removal=true to choose"
             )
+
+    def removal(self, remove: Tensor | None) -> Tensor | None:
+        """``remove`` on the device (``check_removal`` first), or ``None``."""
+        if remove is None:
+            return None
+        self.check_removal()
         return remove.to(self.device, torch.float32)
 
     def _network(

@@ -290,3 +290,29 @@ def test_repeated_sigterm_still_saves_and_resume_takes_new_optimizer_values(
     assert payload["step"] == 6 and tuple(group["betas"]) == (0.8, 0.9)
     assert group["weight_decay"] == 0.0
     assert "- 0.8" in (tmp_path / "run" / "config.yaml").read_text()
+
+
+def test_processes_whose_weights_differ_stop_the_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The end-of-run check of a process group, with the gathering stood in for: equal
+    digests pass, a rank whose weights moved apart raises."""
+    from types import SimpleNamespace
+
+    from skyclear.restore.train.distributed import Processes
+    from skyclear.restore.train.loop import _Trainer
+
+    trainer = SimpleNamespace(
+        model=torch.nn.Linear(3, 2),
+        processes=Processes(rank=0, world=2),
+        state=SimpleNamespace(step=7),
+    )
+    offset = {"value": 0.0}
+
+    def gather(into: list[torch.Tensor], digest: torch.Tensor) -> None:
+        into[0].copy_(digest)
+        into[1].copy_(digest + offset["value"])
+
+    monkeypatch.setattr(torch.distributed, "all_gather", gather)
+    _Trainer._check_ranks_agree(trainer)  # type: ignore[arg-type]
+    offset["value"] = 1e-9
+    with pytest.raises(RuntimeError, match="weights differ after step 7"):
+        _Trainer._check_ranks_agree(trainer)  # type: ignore[arg-type]
