@@ -19,6 +19,7 @@ the CPU. Only the main process validates, logs and writes checkpoints.
 from __future__ import annotations
 
 import functools
+import gc
 import json
 import math
 import pickle
@@ -170,11 +171,18 @@ def train(
         device = torch.device("cuda", processes.local_rank)
     if device.type == "cuda" and device.index is not None:
         torch.cuda.set_device(device)  # pinned memory and new tensors go there too
+    trainer: _Trainer | None = None
     try:
         with _Stop() as stop:
             trainer = _Trainer(config, data, folder, device, processes, report, degraded)
             return trainer.run(payload, stop)
     finally:
+        if processes.distributed:
+            # DistributedDataParallel holds work of the group: free it (it is in reference
+            # cycles) while the group lives, not when the interpreter shuts down, where
+            # gloo's threads may abort the process after training succeeded.
+            trainer = None
+            gc.collect()
         processes.close()
 
 
