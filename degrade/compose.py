@@ -19,6 +19,7 @@ field, whatever the order; a degradation absent from the tier has an all-zero ch
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -26,7 +27,7 @@ import torch
 from torch import Tensor
 
 from ._validate import check_image, check_params
-from .color import decode_transient, encode_result, srgb_to_linear
+from .color import decode_transient, encode_image, encode_result, srgb_to_linear
 from .functional.particles import Medium
 from .names import DEGRADATIONS, ORDERS, TIERS
 from .ops.base import Operator, Params
@@ -40,6 +41,7 @@ __all__ = [
     "ORDERS",
     "TIERS",
     "Composite",
+    "MixedResult",
     "TierResult",
     "degrade_tier",
     "parse_tier",
@@ -74,6 +76,23 @@ class TierResult:
     masks: Tensor
     params: dict[str, Params]
     tier: str
+
+
+@dataclass(frozen=True)
+class MixedResult:
+    """A batch whose samples were each degraded into a tier of their own.
+
+    Attributes:
+        image: ``(B, 3, H, W)`` sRGB image in [0, 1].
+        masks: ``(B, 4, H, W)`` intensity of low, haze, rain, snow (absent = 0).
+        params: each sample's ``{degradation: params}``, a batch of one.
+        tiers: each sample's tier.
+    """
+
+    image: Tensor
+    masks: Tensor
+    params: list[dict[str, Params]]
+    tiers: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -156,6 +175,51 @@ class Composite:
         image, masks = self._degrade_linear(_single_or_double(linear), present, params, depth)
         return image.to(linear.dtype), masks.to(linear.dtype)
 
+    def sample_each(
+        self,
+        tiers: Sequence[str],
+        seeds: Sequence[int],
+        device: torch.device | str | None = None,
+    ) -> list[dict[str, Params]]:
+        """Each sample's parameters from a generator of its own: sample ``i``'s are what
+        ``sample(tiers[i], 1, torch.Generator().manual_seed(seeds[i]))`` draws, so it is
+        degraded as a batch of one with that generator would be, in whatever batch it is."""
+        if len(tiers) != len(seeds):
+            raise ValueError(f"{len(tiers)} tiers but {len(seeds)} seeds")
+        return [
+            self.sample(tier, 1, torch.Generator().manual_seed(int(seed)), device)
+            for tier, seed in zip(tiers, seeds, strict=True)
+        ]
+
+    def apply_mixed(
+        self,
+        x: Tensor,
+        tiers: Sequence[str],
+        params: Sequence[dict[str, Params]],
+        depth: Tensor | None = None,
+    ) -> MixedResult:
+        """Degrade each sample of ``x`` into its own tier, from its own parameters (each a
+        batch of one, as ``sample_each`` draws them), in one call: each operator runs once
+        on all the samples that hold its degradation (in the physical order, rain and snow
+        twice: seen through haze and in clear air), not once per tier.
+
+        Sample ``i`` of the result is ``apply(x[i:i+1], tiers[i], params[i])`` up to float
+        rounding: the operators' arithmetic does not depend on the batch, but vectorised
+        kernels may round a value one ulp apart in a batch of another size.
+        """
+        check_image(x)
+        batch = x.shape[0]
+        if len(tiers) != batch or len(params) != batch:
+            raise ValueError(
+                f"a batch of {batch} images needs as many tiers and params, got "
+                f"{len(tiers)} and {len(params)}"
+            )
+        presents = [self._present(tier, own, 1) for tier, own in zip(tiers, params, strict=True)]
+        linear = srgb_to_linear(_single_or_double(x))
+        image, masks = self._degrade_mixed(linear, presents, params, depth)
+        result = encode_image(image, owned=True)
+        return MixedResult(result.to(x.dtype), masks.to(x.dtype), list(params), tuple(tiers))
+
     def _present(
         self, tier: str, params: dict[str, Params], batch: int, check_values: bool = False
     ) -> tuple[str, ...]:
@@ -214,6 +278,71 @@ class Composite:
             else:
                 image, mask = op.apply_linear(image, op_params)
             masks[:, DEGRADATIONS.index(name)] = mask[:, 0]
+        return image, masks
+
+    def _degrade_mixed(
+        self,
+        image: Tensor,
+        presents: list[tuple[str, ...]],
+        params: Sequence[dict[str, Params]],
+        depth: Tensor | None,
+    ) -> tuple[Tensor, Tensor]:
+        """``_degrade_linear`` for samples of different tiers, ``image`` overwritten."""
+        batch, _, height, width = image.shape
+        masks = image.new_zeros(batch, len(DEGRADATIONS), height, width)
+        device = image.device
+
+        def holders(name: str) -> list[int]:
+            return [i for i, present in enumerate(presents) if name in present]
+
+        def stacked(name: str, rows: list[int]) -> dict[str, Tensor]:
+            op = self.operator(name)
+            values = {
+                key: torch.cat([params[i][name][key] for i in rows]).to(device)
+                for key in op.param_names
+            }
+            op.check_values(check_params(values, op.param_names, len(rows), type(op).__name__))
+            return values
+
+        hazy = holders("haze")
+        haze_params = stacked("haze", hazy) if hazy else {}
+        haze_depth = None
+        if hazy:  # the prior reads the clean photo, before any operator has acted
+            rows = torch.tensor(hazy, device=device)
+            given = None if depth is None else depth.index_select(0, rows)
+            haze_depth = self.haze.depth_for(image.index_select(0, rows), haze_params, given)
+        scene = depth if self.order == "physical" else None
+        for name in _PHYSICAL if self.order == "physical" else _CDD11:
+            every = holders(name)
+            if not every:
+                continue
+            groups = [every]
+            if name in ("rain", "snow") and self.order == "physical":
+                # through a medium or in clear air, as the tier of each sample has it
+                groups = [[i for i in every if i in hazy], [i for i in every if i not in hazy]]
+            for rows_list in groups:
+                if not rows_list:
+                    continue
+                rows = torch.tensor(rows_list, device=device)
+                op_params = stacked(name, rows_list)
+                part = image.index_select(0, rows)
+                if name == "haze":
+                    out, mask = self.haze.apply_linear(part, op_params, depth=haze_depth)
+                elif name in ("rain", "snow") and self.order == "physical":
+                    medium = None
+                    if rows_list[0] in hazy:
+                        at = [hazy.index(i) for i in rows_list]
+                        beta = haze_params["beta"][at]
+                        airlight = srgb_to_linear(haze_params["airlight"][at].to(image.dtype))
+                        medium = Medium(beta, airlight)
+                    own_scene = None if scene is None else scene.index_select(0, rows)
+                    out, mask = self.operator(name).apply_linear(
+                        part, op_params, medium=medium, depth=own_scene
+                    )
+                else:
+                    out, mask = self.operator(name).apply_linear(part, op_params)
+                image.index_copy_(0, rows, out.to(image.dtype))
+                masks[:, DEGRADATIONS.index(name)].index_copy_(0, rows, mask[:, 0].to(image.dtype))
         return image, masks
 
 

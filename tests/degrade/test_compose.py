@@ -216,3 +216,51 @@ def test_a_hole_in_the_depth_map_hides_nothing(image: torch.Tensor) -> None:
     free = op.apply(image, params).mask
     holes = op.apply(image, params, depth=torch.zeros(1, 1, *image.shape[-2:])).mask
     torch.testing.assert_close(holes, free, atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("order", ["physical", "cdd11"])
+@pytest.mark.parametrize("with_depth", [False, True])
+def test_a_mixed_batch_degrades_each_sample_as_alone(order: str, with_depth: bool) -> None:
+    """One call over samples of every tier: each sample as ``apply`` on it alone gives,
+    through haze where its tier has haze (rain and snow with and without it in one
+    batch), behind its own scene depth where one is given."""
+    composite = Composite(order=order)  # type: ignore[arg-type]
+    g = torch.Generator().manual_seed(7)
+    x = 0.1 + 0.8 * torch.rand(len(TIERS) + 3, 3, 40, 48, generator=g)
+    tiers = [TIERS[(5 * i) % len(TIERS)] for i in range(x.shape[0])]  # shuffled, repeats
+    depth = 1.0 + 60.0 * torch.rand(x.shape[0], 1, 40, 48, generator=g) if with_depth else None
+    params = composite.sample_each(tiers, [1000 + i for i in range(x.shape[0])])
+    mixed = composite.apply_mixed(x, tiers, params, depth)
+    assert mixed.tiers == tuple(tiers) and mixed.image.shape == x.shape
+    for i, tier in enumerate(tiers):
+        alone = composite.apply(
+            x[i : i + 1], tier, params[i], None if depth is None else depth[i : i + 1]
+        )
+        torch.testing.assert_close(mixed.image[i : i + 1], alone.image, atol=1e-3, rtol=0, msg=tier)
+        torch.testing.assert_close(mixed.masks[i : i + 1], alone.masks, atol=1e-5, rtol=0, msg=tier)
+        # all within rounding but the odd value (a rounding moving a noise draw)
+        assert (mixed.image[i : i + 1] - alone.image).abs().mean() < 1e-6, tier
+
+
+def test_sample_each_draws_what_a_batch_of_one_draws() -> None:
+    composite = Composite()
+    params = composite.sample_each(["low_haze", "snow"], [3, 4])
+    for own, tier, seed in zip(params, ["low_haze", "snow"], [3, 4], strict=True):
+        alone = composite.sample(tier, 1, torch.Generator().manual_seed(seed))
+        assert own.keys() == alone.keys()
+        for name in own:
+            assert all(torch.equal(own[name][k], alone[name][k]) for k in own[name])
+    with pytest.raises(ValueError, match="2 tiers but 1 seeds"):
+        composite.sample_each(["low", "haze"], [1])
+
+
+def test_a_mixed_batch_refuses_params_of_another_tier(image: torch.Tensor) -> None:
+    composite = Composite()
+    params = composite.sample_each(["low", "haze"], [1, 2])
+    with pytest.raises(ValueError, match="must hold"):
+        composite.apply_mixed(image, ["low", "rain"], params)
+    with pytest.raises(ValueError, match="as many tiers and params"):
+        composite.apply_mixed(image, ["low"], params[:1])
+    params[1]["haze"]["beta"] = torch.tensor([-1.0])
+    with pytest.raises(ValueError):
+        composite.apply_mixed(image, ["low", "haze"], params)
