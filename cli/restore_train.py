@@ -22,6 +22,7 @@ _SHORTHANDS = {
     "seed": "seed",
     "method": "method",
     "unpaired": "data.unpaired",
+    "synthesis": "data.synthesis",
 }
 
 
@@ -74,6 +75,13 @@ _SHORTHANDS = {
     help="A folder of real degraded photos with no clean counterpart, the degraded side of "
     "unpaired training (implies --unpaired); --data then gives the clean side and the "
     "validation data.",
+)
+@click.option(
+    "--synthesis",
+    type=click.Choice(["loader", "device"]),
+    help="Where a --data folder of clean photos is degraded: loader (default: each sample "
+    "in a loader worker) or device (the workers load clean crops; each batch is degraded at "
+    "once on the training device, a GPU say, inside the step).",
 )
 @click.option("--steps", type=click.IntRange(1), help="Optimizer steps in all.")
 @click.option("--batch-size", type=click.IntRange(1), help="Samples per step (all processes).")
@@ -196,7 +204,9 @@ class _Progress:
                 f"training {record['parameters'] / 1e6:.2f} M parameters on {record['device']}"
                 f" x{record['processes']}: {record['train_samples']} training and "
                 f"{record['test_samples']} test samples"
-            )
+                + (" (degraded on the device in each step)" if record["synthesis_on_device"]
+                   else "")
+            )  # fmt: skip
             self.bar = tqdm(
                 total=record["steps"], initial=record["step"], unit=" steps", dynamic_ncols=True
             )

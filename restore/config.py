@@ -96,6 +96,10 @@ class TransportConfig:
         return PowerSchedule(a=self.a, b=self.b)
 
 
+#: Where training samples are degraded (``DataConfig.synthesis``).
+SYNTHESIS = ("loader", "device")
+
+
 @dataclass(frozen=True)
 class DataConfig:
     """How training batches are drawn.
@@ -114,6 +118,10 @@ class DataConfig:
         partial: the share of training samples given a random proper subset of their
             degradations to remove, their target the clean photo degraded by the rest
             (``datasets.partial``); needs ``model.removal`` and a store's parameters.
+        synthesis: where a folder of clean photos is degraded: ``loader`` (each sample in
+            a DataLoader worker, as ``datasets.OnlineSynthesis``) or ``device`` (the
+            workers load clean crops only, and each batch is degraded at once on the
+            training device inside the step, ``datasets.degrade_batch``).
     """
 
     batch_size: int = 8
@@ -125,9 +133,14 @@ class DataConfig:
     grid_samples: int = 4
     unpaired: bool = False
     partial: float = 0.0
+    synthesis: str = "loader"
 
     def __post_init__(self) -> None:
         _positive(self, "batch_size", "crop", "val_samples")
+        if self.synthesis not in SYNTHESIS:
+            raise ConfigError(
+                f"data.synthesis must be one of {', '.join(SYNTHESIS)}, got {self.synthesis!r}"
+            )
         if not 0.0 <= self.partial <= 1.0:
             raise ConfigError(f"data.partial must lie in [0, 1], got {self.partial}")
         if self.workers < 0 or self.grid_samples < 0:
@@ -235,6 +248,12 @@ class TrainConfig:
         if self.model.removal and (method.adversarial or self.data.unpaired):
             raise ConfigError(f"model.removal trains on partial targets, pairs that "
                               f"{self.method} does not regress on")  # fmt: skip
+        if self.data.synthesis == "device" and (self.data.unpaired or self.model.removal):
+            raise ConfigError(
+                "data.synthesis=device trains on pairs of a clean crop and its degradation; "
+                "unpaired training and partial targets (model.removal) take their samples "
+                "from the loader (data.synthesis=loader)"
+            )
         if self.data.partial > 0 and not self.model.removal:
             raise ConfigError(
                 "data.partial gives samples a remove-set the network must be told: set "

@@ -12,13 +12,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from skyclear.datasets import CDD11H5, CDD11Folder, CDD11Zarr, OnlineSynthesis
+from skyclear.datasets import CDD11H5, CDD11Folder, CDD11Zarr, CleanCrops, OnlineSynthesis
 from skyclear.datasets.partial import Removal
 from skyclear.degrade.names import TIERS
 from skyclear.degrade.seeding import entropy_seed
 from torch.utils.data import Dataset
 
-__all__ = ["DataKind", "data_kind", "open_dataset"]
+__all__ = ["DataKind", "data_kind", "open_clean_crops", "open_dataset"]
 
 DataKind = str  # "hdf5" | "zarr" | "folder" | "photos"
 _FOLDER_MARKERS = ("clear", "train", "test", "CDD-11_train", "CDD-11_test")
@@ -76,3 +76,30 @@ def open_dataset(
     return OnlineSynthesis(
         path, size, crop, random_crop, tiers or TIERS, seed=split_seed, uint8=uint8
     )
+
+
+def open_clean_crops(
+    path: str | Path, crop: int, tiers: tuple[str, ...] | None = None, seed: int = 0
+) -> CleanCrops:
+    """The training split of the folder of clean photos at ``path`` as clean random crops
+    with the tiers and seeds that degrade them (``datasets.CleanCrops``: degraded by
+    ``datasets.degrade_batch`` where the batch goes), uint8 codes.
+
+    Raises:
+        ValueError: ``path`` holds other data than clean photos.
+    """
+    kind = data_kind(path)
+    if kind != "photos":
+        raise ValueError(
+            f"{path}: synthesis on the device degrades a folder of clean photos, and this "
+            f"is a {_KIND_NAMES[kind]}; train on it with data.synthesis=loader"
+        )
+    size = max(SYNTHESIS_SIZE, crop)
+    return CleanCrops(path, size, crop, True, tiers or TIERS, seed=seed, uint8=True)
+
+
+_KIND_NAMES = {
+    "hdf5": "store's HDF5 export",
+    "zarr": "make-cdd11 store",
+    "folder": "CDD-11 folder of degraded and clean photos",
+}

@@ -43,6 +43,15 @@ def image() -> torch.Tensor:
 
 
 @pytest.fixture(scope="session")
+def clean_photos(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder of three clean photos (256x288: training fits photos to 256 pixels before
+    it crops them), for training with synthesis on the fly."""
+    root = tmp_path_factory.mktemp("clean-photos")
+    write_photos(root, count=3, height=256, width=288)
+    return root
+
+
+@pytest.fixture(scope="session")
 def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A make-cdd11 store: three 32x32 photos in all 11 tiers, one in the test split. The
     photos are smooth gradients, which the ground prior takes for close-ups (uniform

@@ -32,11 +32,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from skyclear.datasets import DegradedPhotos, Unpaired, as_float
+from skyclear.datasets import DegradedPhotos, Unpaired, as_float, degrade_batch
 from skyclear.datasets.partial import Removal
 from skyclear.degrade.seeding import entropy_seed
 from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import Dataset
 
 from ..checkpoint import (
     CheckpointError,
@@ -46,7 +47,7 @@ from ..checkpoint import (
     train_config_of,
 )
 from ..config import TrainConfig, config_to_dict, method_of, save_config
-from ..data import open_dataset
+from ..data import open_clean_crops, open_dataset
 from ..inference import Restorer
 from ..losses import restoration_loss
 from ..nn import F2DNet
@@ -223,8 +224,13 @@ class _Trainer:
         self.data_path = str(Path(data).resolve())  # recorded: comparisons check it
         # uint8 pixels between processes (and to the GPU); scaled to floats in _step.
         removal = Removal(config.data.partial) if config.model.removal else None
-        self.train_data = open_dataset(data, "train", crop, True, tiers, seed, uint8=True,
-                                       removal=removal)  # fmt: skip
+        self.on_device = config.data.synthesis == "device"  # degrade in the step
+        self.train_data: Dataset[Any]
+        if self.on_device:
+            self.train_data = open_clean_crops(data, crop, tiers, seed)
+        else:
+            self.train_data = open_dataset(data, "train", crop, True, tiers, seed, uint8=True,
+                                           removal=removal)  # fmt: skip
         if degraded is not None:
             real = DegradedPhotos(degraded, crop, True, uint8=True)
             self.train_data = Unpaired.between(real, self.train_data)
@@ -357,6 +363,7 @@ class _Trainer:
                 "steps": config.steps,
                 "device": str(self.device),
                 "processes": self.processes.world,
+                "synthesis_on_device": self.on_device,
                 "train_samples": len(self.train_data),  # type: ignore[arg-type]
                 "test_samples": len(self.test_data),  # type: ignore[arg-type]
                 "parameters": self._parameters(),
@@ -466,8 +473,12 @@ class _Trainer:
     def _step(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
         device = self.device
         memory = torch.channels_last if self.channels_last else torch.contiguous_format
-        keys = _TRAIN_KEYS + (_REMOVAL_KEYS if self.config.model.removal else ())
-        on_device = as_float({key: batch[key].to(device, non_blocking=True) for key in keys})
+        if self.on_device:  # clean crops, their tiers and seeds: degraded here
+            clean = batch["clean"].to(device, non_blocking=True)
+            on_device = degrade_batch({**batch, "clean": clean})
+        else:
+            keys = _TRAIN_KEYS + (_REMOVAL_KEYS if self.config.model.removal else ())
+            on_device = as_float({key: batch[key].to(device, non_blocking=True) for key in keys})
         degraded, clean, masks, presence, has_masks, tier = (on_device[key] for key in _TRAIN_KEYS)
         degraded = degraded.contiguous(memory_format=memory)
         clean = clean.contiguous(memory_format=memory)

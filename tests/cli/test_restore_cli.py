@@ -69,6 +69,10 @@ def test_usage_errors_exit_2_and_touch_nothing(store: Path, tmp_path: Path) -> N
         (["train", "--data", str(tmp_path / "notes"), "--out", str(tmp_path / "d"), "--crop",
           "16"], "no usable photo"),
         (["train", "--data", str(tmp_path), "--out", str(tmp_path / "d")], "lies inside the input"),
+        (["train", "--data", str(store), "--out", str(tmp_path / "e"), "--synthesis", "device"],
+         "degrades a folder of clean photos"),
+        (["train", "--data", str(store), "--out", str(tmp_path / "e"), "--synthesis", "gpu"],
+         "'gpu' is not one of 'loader', 'device'"),
         (["eval", "--ckpt", str(store / "zarr.json"), "--data", str(store)], "not a readable"),
     ]  # fmt: skip
     for arguments, message in cases:
@@ -76,7 +80,7 @@ def test_usage_errors_exit_2_and_touch_nothing(store: Path, tmp_path: Path) -> N
         assert result.exit_code == 2, (arguments, result.output)
         assert message in result.output, (arguments, result.output)
     assert (run / "last.pt").read_bytes() == before
-    for name in ("b", "c", "d"):
+    for name in ("b", "c", "d", "e"):
         assert not (tmp_path / name).exists(), name
 
 
@@ -94,3 +98,13 @@ def test_resume_of_a_finished_run_changes_nothing(store: Path, tmp_path: Path) -
     extended = runner.invoke(main, longer)
     assert extended.exit_code == 0, extended.output
     assert "trained 3 steps" in extended.output
+
+
+def test_train_with_synthesis_on_the_device(clean_photos: Path, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    arguments = ["train", "--data", str(clean_photos), "--out", str(run), "--synthesis",
+                 "device", *QUICK, "--set", "data.val_crop=32"]  # fmt: skip
+    trained = CliRunner().invoke(main, arguments)
+    assert trained.exit_code == 0, trained.output
+    assert "degraded on the device in each step" in trained.output
+    assert "synthesis: device" in (run / "config.yaml").read_text()

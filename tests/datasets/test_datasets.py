@@ -181,6 +181,27 @@ def test_clean_photo_cache_changes_nothing_but_speed(data: dict[str, Path]) -> N
         CDD11Zarr(data["zarr"], clean_cache_mb=-1)
 
 
+@pytest.mark.parametrize("crop", [None, 20])
+@pytest.mark.parametrize("uint8", [False, True])
+def test_online_photo_cache_changes_nothing_but_speed(
+    data: dict[str, Path], crop: int | None, uint8: bool
+) -> None:
+    cached = OnlineSynthesis(data["src"], size=32, crop=crop, random_crop=False, uint8=uint8)
+    uncached = OnlineSynthesis(data["src"], size=32, crop=crop, random_crop=False, uint8=uint8,
+                               clean_cache_mb=0)  # fmt: skip
+    for i in (0, 12, 25, 1, 13):
+        one, two = cached[i], uncached[i]
+        assert all(torch.equal(one[key], two[key]) for key in KEYS)  # type: ignore[literal-required]
+        assert torch.equal(cached.clean_image(i), uncached.clean_image(i))
+    assert len(cached._clean_cache) == 3 and not uncached._clean_cache
+    assert pickle.loads(pickle.dumps(cached))._clean_cache == {}
+    for sample in (one, cached.clean_image(1)):  # a sample never aliases the cache
+        (sample["clean"] if isinstance(sample, dict) else sample).fill_(0)
+    assert torch.equal(cached[1]["clean"], uncached[1]["clean"])
+    with pytest.raises(ValueError, match="clean_cache_mb"):
+        OnlineSynthesis(data["src"], size=32, clean_cache_mb=-1)
+
+
 @pytest.mark.parametrize("name", ["zarr", "h5", "folder", "online"])
 def test_uint8_samples_are_the_codes_of_the_float_ones(data: dict[str, Path], name: str) -> None:
     floats = _datasets(data, crop=None)[name]

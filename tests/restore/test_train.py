@@ -55,18 +55,24 @@ def test_tiny_run_learns_and_beats_the_input(store: Path, tmp_path: Path) -> Non
     assert len(list((run / "val").glob("step_*.png"))) == 2
 
 
-def test_resume_equals_uninterrupted_training(store: Path, tmp_path: Path) -> None:
-    config = quick_config("steps=6", "data.workers=1")
-    train(config, store, tmp_path / "whole")
+@pytest.mark.parametrize("synthesis", ["loader", "device"])
+def test_resume_equals_uninterrupted_training(
+    store: Path, clean_photos: Path, tmp_path: Path, synthesis: str
+) -> None:
+    """From a store, and from clean photos degraded on the device inside each step."""
+    config = quick_config("steps=6", "data.workers=1", f"data.synthesis={synthesis}",
+                          "data.val_crop=32")  # fmt: skip
+    data = store if synthesis == "loader" else clean_photos
+    train(config, data, tmp_path / "whole")
 
     def stop_at_three(event: str, record: dict) -> None:
         if event == "checkpoint" and record["step"] == 3:
             os.kill(os.getpid(), signal.SIGTERM)
 
     with pytest.raises(TrainingInterrupted) as stopped:
-        train(config, store, tmp_path / "halves", report=stop_at_three)
+        train(config, data, tmp_path / "halves", report=stop_at_three)
     assert stopped.value.step == 3 and stopped.value.signal_number == signal.SIGTERM
-    train(config, store, tmp_path / "halves", resume=True)
+    train(config, data, tmp_path / "halves", resume=True)
 
     one = load_checkpoint(tmp_path / "whole" / "last.pt")
     two = load_checkpoint(tmp_path / "halves" / "last.pt")
@@ -80,6 +86,19 @@ def test_resume_equals_uninterrupted_training(store: Path, tmp_path: Path) -> No
         assert all(torch.equal(state_one[k], state_two[k]) for k in state_one)
     records = [(r["kind"], r["step"]) for r in _log(tmp_path / "halves")]
     assert records == [(r["kind"], r["step"]) for r in _log(tmp_path / "whole")]
+
+
+def test_synthesis_on_the_device_trains_on_clean_photos_only(
+    store: Path, clean_photos: Path, tmp_path: Path
+) -> None:
+    config = quick_config("steps=2", "data.synthesis=device", "data.val_crop=32")
+    with pytest.raises(ValueError, match="a folder of clean photos, and this is a make-cdd11"):
+        train(config, store, tmp_path / "run")
+    assert not (tmp_path / "run").exists()
+    events: list[tuple[str, dict]] = []
+    train(config, clean_photos, tmp_path / "run", report=lambda *event: events.append(event))
+    assert events[0][0] == "start" and events[0][1]["synthesis_on_device"]
+    assert (tmp_path / "run" / "last.pt").exists()
 
 
 def test_existing_run_is_not_overwritten(store: Path, tmp_path: Path) -> None:
@@ -186,15 +205,20 @@ def test_two_process_ddp_on_gloo(store: Path, tmp_path: Path, method: str) -> No
 
 
 @pytest.mark.slow
-def test_two_processes_train_as_one_with_the_same_global_batch(store: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("synthesis", ["loader", "device"])
+def test_two_processes_train_as_one_with_the_same_global_batch(
+    store: Path, clean_photos: Path, tmp_path: Path, synthesis: str
+) -> None:
     """DDP on gloo under torchrun: the ranks end with the same weights (checked inside the
     run, which fails otherwise), and those equal a one-process run of the same global batch:
-    each sample's crop and transport noise depend on its place in the batch, not on the
-    process that draws it."""
+    each sample's crop, degradation (on the device, from its own seed) and transport noise
+    depend on its place in the batch, not on the process that draws it."""
+    data = store if synthesis == "loader" else clean_photos
     common = [
-        "-m", "skyclear.cli.restore", "train", "--data", str(store), "--steps", "3",
+        "-m", "skyclear.cli.restore", "train", "--data", str(data), "--steps", "3",
         "--crop", "32", "--batch-size", "4", "--workers", "0", "--device", "cpu",
         "--set", "val_every=3", "--set", "data.val_samples=2", "--set", "optim.warmup_steps=1",
+        "--set", "data.val_crop=32", "--synthesis", synthesis,
     ]  # fmt: skip
     runs = {"two": tmp_path / "two", "one": tmp_path / "one"}
     launch = {
