@@ -278,9 +278,10 @@ class DaskWorkers:
 
     Every worker is set up as a pool worker is (one thread, a heap that keeps freed
     memory: ``_one_thread_kept_heap``). Each task writes one source's samples into the
-    store (``_work``); a task whose worker
-    dies is run again by Dask (``retries``), and a source written twice is written with
-    the same bytes under the same names, so no sample is lost or doubled. The calling
+    store (``_work``); a task whose worker dies is run again elsewhere by Dask's scheduler
+    (``distributed.scheduler.allowed-failures``), one that raises is retried
+    (``RETRIES``), and a source written twice is written with the same bytes under the
+    same names, so no sample is lost or doubled. The calling
     process ingests nothing and marks the store complete only once every source is in.
     """
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -13,6 +16,7 @@ from ...photos import write_photos
 from .test_build import SIZE, _tree_digest
 
 pytest.importorskip("distributed")
+from distributed import WorkerPlugin
 
 
 def _options(src: Path) -> BuildOptions:
@@ -35,6 +39,51 @@ def test_a_local_cluster_writes_the_bytes_of_a_local_build_and_resumes(tmp_path:
     assert resumed.complete and resumed.written == 2 * 3  # only the photos missing
     assert _tree_digest(half) == _tree_digest(tmp_path / "here.zarr")
     assert open_store(half).attrs["complete"] is True
+
+
+class _KillOnce(WorkerPlugin):  # type: ignore[misc]
+    """The first worker of the cluster to start a task exits a moment later, as a worker
+    killed mid-task does (no cleanup); the marker file holds its pid."""
+
+    name = "kill-once"
+
+    def __init__(self, marker: str, delay: float) -> None:
+        self.marker, self.delay = marker, delay
+
+    def transition(self, key: Any, start: str, finish: str, **kwargs: Any) -> None:
+        if finish != "executing" or "_work" not in str(key):
+            return
+        try:
+            marker = os.open(self.marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            return  # killed once already
+        os.write(marker, str(os.getpid()).encode())
+        os.close(marker)
+        threading.Timer(self.delay, os._exit, (1,)).start()
+
+
+@pytest.mark.slow
+def test_a_worker_killed_mid_task_loses_and_doubles_nothing(tmp_path: Path) -> None:
+    from distributed import Client, LocalCluster
+
+    src = tmp_path / "src"
+    write_photos(src, count=6, height=96, width=112)
+    options = BuildOptions(src=str(src), size=96, test_fraction=0.34,
+                           tiers=("haze", "low_rain", "low_haze_snow"))  # fmt: skip
+    build(options, tmp_path / "here.zarr")
+    marker = tmp_path / "killed"
+    with (
+        LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+                     silence_logs=50) as cluster,
+        Client(cluster) as client,
+    ):  # fmt: skip
+        client.register_plugin(_KillOnce(str(marker), delay=0.01))
+        summary = build(options, tmp_path / "dask.zarr", scheduler=cluster.scheduler_address)
+    killed = int(marker.read_text())
+    with pytest.raises(ProcessLookupError):
+        os.kill(killed, 0)  # that worker is gone; its task ran again on another
+    assert summary.complete and summary.written == 6 * 3
+    assert _tree_digest(tmp_path / "dask.zarr") == _tree_digest(tmp_path / "here.zarr")
 
 
 def test_bad_schedulers_are_refused_before_anything_is_written(tmp_path: Path) -> None:
