@@ -296,13 +296,14 @@ class Composite:
             return [i for i, present in enumerate(presents) if name in present]
 
         def stacked(name: str, rows: list[int]) -> dict[str, Tensor]:
+            """The ``rows``' parameters of ``name`` as one batch, checked where they were
+            drawn (on the CPU, without waiting for a GPU), then moved to the image."""
             op = self.operator(name)
             values = {
-                key: torch.cat([params[i][name][key] for i in rows]).to(device)
-                for key in op.param_names
+                key: torch.cat([params[i][name][key] for i in rows]) for key in op.param_names
             }
             op.check_values(check_params(values, op.param_names, len(rows), type(op).__name__))
-            return values
+            return {key: value.to(device, non_blocking=True) for key, value in values.items()}
 
         hazy = holders("haze")
         haze_params = stacked("haze", hazy) if hazy else {}
