@@ -27,7 +27,7 @@ flipped and tinted as in ``synthesis.py``) at 512 x 512 in all 11 tiers, 2 varia
 Run:
 
     python benchmarks/train.py [--steps 40] [--workdir DIR] [--markdown FILE]
-                               [--part loader|synthesis|all]
+                               [--part loader|synthesis|all] [--rounds 2]
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ import itertools
 import json
 import platform
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -192,7 +193,15 @@ def loader_table(store: Path, steps: int, workdir: Path, machine: str) -> list[s
     return lines
 
 
-def synthesis_table(store: Path, steps: int, workdir: Path, machine: str) -> list[str]:
+def _spread(rates: list[float]) -> str:
+    if len(rates) == 1:
+        return f"{rates[0]:.1f}"
+    return f"{statistics.median(rates):.1f} ({min(rates):.1f}-{max(rates):.1f})"
+
+
+def synthesis_table(
+    store: Path, steps: int, workdir: Path, machine: str, rounds: int = 1
+) -> list[str]:
     photos = workdir / "photos"  # the photos the store was made from
     name = "paper" if torch.cuda.is_available() else "tiny"
     crops = (256, 512) if torch.cuda.is_available() else (128, 256)
@@ -201,7 +210,8 @@ def synthesis_table(store: Path, steps: int, workdir: Path, machine: str) -> lis
         f"workers; {machine}. Img/s: stored = the store's loader alone, degrade = "
         "degrade_batch on batches already on the device, crops+degrade = the clean-crop "
         f"loader feeding degrade_batch; training samples/s of the {name} config from the "
-        "store and with data.synthesis=device.",
+        f"store and with data.synthesis=device, in alternation, {rounds} run(s) each: "
+        "median (range).",
         "",
         "| crop | stored img/s | degrade img/s | crops+degrade img/s | crops+degrade / stored "
         "| training, stored | training, device | device / stored |",
@@ -212,11 +222,15 @@ def synthesis_table(store: Path, steps: int, workdir: Path, machine: str) -> lis
         stored = loader_rate(store, crop, batches)
         alone = degrade_rate(photos, crop, batches)
         piped = device_pipeline_rate(photos, crop, batches)
-        from_store = training_rate(store, name, crop, steps, workdir)
-        on_device = training_rate(photos, name, crop, steps, workdir, synthesis="device")
+        from_store: list[float] = []
+        on_device: list[float] = []
+        for _ in range(rounds):  # the machine's drift hits both alike
+            from_store.append(training_rate(store, name, crop, steps, workdir))
+            on_device.append(training_rate(photos, name, crop, steps, workdir, "device"))
+        ratio = statistics.median(on_device) / statistics.median(from_store)
         lines.append(
             f"| {crop} | {stored:.1f} | {alone:.1f} | {piped:.1f} | {piped / stored:.2f}x "
-            f"| {from_store:.1f} | {on_device:.1f} | {on_device / from_store:.2f}x |"
+            f"| {_spread(from_store)} | {_spread(on_device)} | {ratio:.2f}x |"
         )
         print(lines[-1], flush=True)
     triple = (
@@ -235,6 +249,8 @@ def main() -> None:
     parser.add_argument("--markdown", type=Path, help="also write the table here")
     parser.add_argument("--part", choices=["loader", "synthesis", "all"], default="all",
                         help="training vs its loader, device synthesis, or both")  # fmt: skip
+    parser.add_argument("--rounds", type=int, default=2,
+                        help="training runs of each kind in the synthesis table")  # fmt: skip
     args = parser.parse_args()
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="skyclear-train-bench-"))
     workdir.mkdir(parents=True, exist_ok=True)
@@ -245,7 +261,8 @@ def main() -> None:
     if args.part in ("loader", "all"):
         lines += loader_table(store, args.steps, workdir, machine)
     if args.part in ("synthesis", "all"):
-        lines += ([""] if lines else []) + synthesis_table(store, args.steps, workdir, machine)
+        lines += ([""] if lines else []) + synthesis_table(store, args.steps, workdir, machine,
+                                                           args.rounds)  # fmt: skip
     table = "\n".join(lines)
     print("\n" + table)
     if args.markdown:
