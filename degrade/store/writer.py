@@ -300,17 +300,22 @@ class DaskWorkers:
                 "--scheduler needs dask.distributed: pip install 'skyclear[dask]'"
             ) from error
         if self.scheduler.startswith("local:"):
+            import dask
+
             count = int(self.scheduler.split(":", 1)[1])
-            self.cluster = LocalCluster(
-                n_workers=count, threads_per_worker=1, processes=True,
-                dashboard_address=None, silence_logs=40,
-            )  # fmt: skip
+            # No dashboard, so no statistical profiler sampling each worker every 10 ms.
+            with dask.config.set({"distributed.worker.profile.enabled": False}):
+                self.cluster = LocalCluster(
+                    n_workers=count, threads_per_worker=1, processes=True,
+                    dashboard_address=None, silence_logs=40,
+                )  # fmt: skip
             self.client = Client(self.cluster)
         else:
             self.client = Client(self.scheduler)
         # Each worker as our pool's: one thread, a heap that keeps freed memory (a third
-        # of the synthesis time goes to page faults without it).
-        self.client.run(_one_thread_kept_heap)
+        # of the synthesis time goes to page faults without it); the workers of a cluster
+        # of our own also leave at once when it closes, as the pool's do.
+        self.client.run(_single_thread if self.cluster is not None else _one_thread_kept_heap)
         return self
 
     def __exit__(self, kind: object, *exc: object) -> None:
