@@ -6,7 +6,7 @@ All four yield the same sample contract (see ``Sample``): ``degraded``, ``clean`
 
 from ._sample import Crop, Sample, as_float
 from .folder import CDD11Folder
-from .online import CleanCrops, OnlineSynthesis, degrade_batch
+from .online import CleanCrop, CleanCrops, OnlineSynthesis, degrade_batch
 from .stores import CDD11H5, CDD11Zarr
 from .unpaired import DegradedPhotos, Unpaired
 
@@ -14,6 +14,7 @@ __all__ = [
     "CDD11H5",
     "CDD11Folder",
     "CDD11Zarr",
+    "CleanCrop",
     "CleanCrops",
     "Crop",
     "DegradedPhotos",

@@ -251,8 +251,10 @@ def degrade_batch(
 
     Args:
         batch: ``clean`` ``(B, 3, h, w)`` (uint8 codes or floats in [0, 1]), ``tier`` and
-            ``seed`` ``(B,)``, as a DataLoader collates ``CleanCrops`` items.
-        composite: the operators and order (default ``Composite()``).
+            ``seed`` ``(B,)``, as a DataLoader collates ``CleanCrops`` items; ``clean`` on
+            the device to degrade on, ``tier`` and ``seed`` best left on the CPU.
+        composite: the operators and order (default ``Composite()``; the dataset's own is
+            its ``composite``).
         codes: round ``degraded`` and ``masks`` to 8-bit codes, as a store or a loader
             holds them, so that the network sees what it would see from stored data.
 
@@ -263,9 +265,11 @@ def degrade_batch(
     composite = composite or Composite()
     clean = batch["clean"]
     clean = clean.float().div_(255.0) if clean.dtype == torch.uint8 else clean.float()
-    tier_index = batch["tier"].to(clean.device)
-    tiers = [TIERS[i] for i in batch["tier"].tolist()]
-    params = composite.sample_each(tiers, batch["seed"].tolist())  # moved once, stacked
+    device = clean.device
+    tier_codes = batch["tier"].cpu()  # (kept on the CPU by a caller, as training does)
+    tier_index = tier_codes.to(device, non_blocking=True)
+    tiers = [TIERS[i] for i in tier_codes.tolist()]
+    params = composite.sample_each(tiers, batch["seed"].cpu().tolist())  # on the CPU
     with torch.no_grad():
         result = composite.apply_mixed(clean, tiers, params)
     degraded, masks = result.image, result.masks
@@ -277,6 +281,6 @@ def degrade_batch(
         "clean": clean,
         "masks": masks,
         "tier": tier_index,
-        "presence": _PRESENCE.to(clean.device)[tier_index],
-        "has_masks": torch.ones(len(tiers), dtype=torch.bool, device=clean.device),
+        "presence": _PRESENCE[tier_codes].to(device, non_blocking=True),
+        "has_masks": torch.ones(len(tiers), dtype=torch.bool, device=device),
     }

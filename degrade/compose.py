@@ -287,7 +287,10 @@ class Composite:
         params: Sequence[dict[str, Params]],
         depth: Tensor | None,
     ) -> tuple[Tensor, Tensor]:
-        """``_degrade_linear`` for samples of different tiers, ``image`` overwritten."""
+        """``_degrade_linear`` for samples of different tiers, ``image`` overwritten.
+
+        Rows are chosen and parameters stacked and checked where they were drawn (on the
+        CPU); what goes to the image's device goes without waiting for it (a GPU's queue)."""
         batch, _, height, width = image.shape
         masks = image.new_zeros(batch, len(DEGRADATIONS), height, width)
         device = image.device
@@ -296,22 +299,31 @@ class Composite:
             return [i for i, present in enumerate(presents) if name in present]
 
         def stacked(name: str, rows: list[int]) -> dict[str, Tensor]:
-            """The ``rows``' parameters of ``name`` as one batch, checked where they were
-            drawn (on the CPU, without waiting for a GPU), then moved to the image."""
+            """The ``rows``' parameters of ``name`` as one batch, each sample's checked."""
             op = self.operator(name)
+            owner = type(op).__name__
+            for i in rows:
+                check_params(params[i][name], op.param_names, 1, f"sample {i}: {owner}")
             values = {
                 key: torch.cat([params[i][name][key] for i in rows]) for key in op.param_names
             }
-            op.check_values(check_params(values, op.param_names, len(rows), type(op).__name__))
+            op.check_values(values)
+            return values
+
+        def moved(values: dict[str, Tensor]) -> dict[str, Tensor]:
             return {key: value.to(device, non_blocking=True) for key, value in values.items()}
+
+        def index(rows: list[int]) -> Tensor:
+            return torch.tensor(rows).to(device, non_blocking=True)
 
         hazy = holders("haze")
         haze_params = stacked("haze", hazy) if hazy else {}
+        haze_moved = moved(haze_params)
         haze_depth = None
         if hazy:  # the prior reads the clean photo, before any operator has acted
-            rows = torch.tensor(hazy, device=device)
+            rows = index(hazy)
             given = None if depth is None else depth.index_select(0, rows)
-            haze_depth = self.haze.depth_for(image.index_select(0, rows), haze_params, given)
+            haze_depth = self.haze.depth_for(image.index_select(0, rows), haze_moved, given)
         scene = depth if self.order == "physical" else None
         for name in _PHYSICAL if self.order == "physical" else _CDD11:
             every = holders(name)
@@ -324,24 +336,24 @@ class Composite:
             for rows_list in groups:
                 if not rows_list:
                     continue
-                rows = torch.tensor(rows_list, device=device)
-                op_params = stacked(name, rows_list)
+                rows = index(rows_list)
+                own = haze_params if name == "haze" else stacked(name, rows_list)
                 part = image.index_select(0, rows)
                 if name == "haze":
-                    out, mask = self.haze.apply_linear(part, op_params, depth=haze_depth)
+                    out, mask = self.haze.apply_linear(part, haze_moved, depth=haze_depth)
                 elif name in ("rain", "snow") and self.order == "physical":
                     medium = None
                     if rows_list[0] in hazy:
-                        at = [hazy.index(i) for i in rows_list]
-                        beta = haze_params["beta"][at]
-                        airlight = srgb_to_linear(haze_params["airlight"][at].to(image.dtype))
-                        medium = Medium(beta, airlight)
+                        at = torch.tensor([hazy.index(i) for i in rows_list])
+                        airlight = haze_params["airlight"][at].to(device, non_blocking=True)
+                        medium = Medium(haze_params["beta"][at].to(device, non_blocking=True),
+                                        srgb_to_linear(airlight.to(image.dtype)))  # fmt: skip
                     own_scene = None if scene is None else scene.index_select(0, rows)
                     out, mask = self.operator(name).apply_linear(
-                        part, op_params, medium=medium, depth=own_scene
+                        part, moved(own), medium=medium, depth=own_scene
                     )
                 else:
-                    out, mask = self.operator(name).apply_linear(part, op_params)
+                    out, mask = self.operator(name).apply_linear(part, moved(own))
                 image.index_copy_(0, rows, out.to(image.dtype))
                 masks[:, DEGRADATIONS.index(name)].index_copy_(0, rows, mask[:, 0].to(image.dtype))
         return image, masks

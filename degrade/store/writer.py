@@ -314,12 +314,20 @@ class DaskWorkers:
             self.client = Client(self.scheduler)
         # Each worker as our pool's: one thread, a heap that keeps freed memory (a third
         # of the synthesis time goes to page faults without it); the workers of a cluster
-        # of our own also leave at once when it closes, as the pool's do.
-        self.client.run(_single_thread if self.cluster is not None else _one_thread_kept_heap)
+        # of our own also leave at once when it closes, as the pool's do. A plugin, so that
+        # a worker replacing one that died is set up too.
+        from ._dask import PoolSetup
+
+        self.client.register_plugin(PoolSetup(quick_exit=self.cluster is not None))
         return self
 
     def __exit__(self, kind: object, *exc: object) -> None:
         if self.client is not None:
+            if self.cluster is None:  # a cluster of someone else's: no setup of ours stays
+                from ._dask import PoolSetup
+
+                with contextlib.suppress(Exception):
+                    self.client.unregister_worker_plugin(PoolSetup.name)
             self.client.close()
         if self.cluster is not None:
             self.cluster.close()

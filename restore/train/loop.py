@@ -181,7 +181,10 @@ def train(
         if processes.distributed:
             # DistributedDataParallel holds work of the group: free it (it is in reference
             # cycles) while the group lives, not when the interpreter shuts down, where
-            # gloo's threads may abort the process after training succeeded.
+            # gloo's threads may abort the process after training succeeded. A traceback
+            # may still hold the trainer, so its DDP wrapper is dropped from it first.
+            if trainer is not None:
+                trainer.network = trainer.model
             trainer = None
             gc.collect()
         processes.close()
@@ -475,7 +478,8 @@ class _Trainer:
         memory = torch.channels_last if self.channels_last else torch.contiguous_format
         if self.on_device:  # clean crops, their tiers and seeds: degraded here
             clean = batch["clean"].to(device, non_blocking=True)
-            on_device = degrade_batch({**batch, "clean": clean})
+            composite = self.train_data.composite  # type: ignore[attr-defined]
+            on_device = degrade_batch({**batch, "clean": clean}, composite)
         else:
             keys = _TRAIN_KEYS + (_REMOVAL_KEYS if self.config.model.removal else ())
             on_device = as_float({key: batch[key].to(device, non_blocking=True) for key in keys})

@@ -264,3 +264,6 @@ def test_a_mixed_batch_refuses_params_of_another_tier(image: torch.Tensor) -> No
     params[1]["haze"]["beta"] = torch.tensor([-1.0])
     with pytest.raises(ValueError):
         composite.apply_mixed(image, ["low", "haze"], params)
+    del params[1]["haze"]["beta"]
+    with pytest.raises(ValueError, match="sample 1: Haze params: missing"):
+        composite.apply_mixed(image, ["low", "haze"], params)
