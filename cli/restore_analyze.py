@@ -98,7 +98,9 @@ def analyze(
 
     if calibrate_on is not None and calibration is not None:
         raise click.UsageError("--calibrate-on and --calibration exclude each other")
-    inputs = [ckpt, *photos, calibrate_on, calibration]
+    # The calibration an earlier analysis left in --out is read, never written over here.
+    own = calibration is not None and calibration.resolve() == (out / "calibration.json").resolve()
+    inputs = [ckpt, *photos, calibrate_on, None if own else calibration]
     try:
         check_output(out, inputs=inputs, kind="an earlier analysis",
                      is_ours=lambda path: (path / ANALYSIS_FILE).is_file())  # fmt: skip

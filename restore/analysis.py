@@ -26,6 +26,7 @@ the threshold may still be restored badly.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from collections.abc import Iterable, Iterator
@@ -120,18 +121,24 @@ class Calibration:
                 f"the calibration holds {len(self.mean)} features, the network gives "
                 f"{features.shape[-1]}: it was made for another network"
             )
-        mean = torch.tensor(self.mean, dtype=torch.float64)
-        scale = torch.tensor(self.scale, dtype=torch.float64)
+        mean, scale, _ = self._tensors
         return (features.double().cpu() - mean) / scale
 
     def score(self, features: Tensor) -> Tensor:
         """``(B,)`` mean distance of ``(B, D)`` features to their ``NEIGHBOURS`` nearest
         training images, in standardised units per dimension."""
         z = self.standardise(features)
-        reference = torch.tensor(self.reference, dtype=torch.float64)
+        reference = self._tensors[2]
         distances = torch.cdist(z, reference) / math.sqrt(z.shape[-1])
         nearest = distances.topk(min(NEIGHBOURS, len(reference)), largest=False).values
         return nearest.mean(dim=-1)
+
+    @functools.cached_property
+    def _tensors(self) -> tuple[Tensor, Tensor, Tensor]:
+        """``mean``, ``scale`` and ``reference`` as float64 tensors, made once (every
+        photo is scored against them)."""
+        return tuple(torch.tensor(values, dtype=torch.float64)  # type: ignore[return-value]
+                     for values in (self.mean, self.scale, self.reference))  # fmt: skip
 
     def save(self, path: Path) -> None:
         path.write_text(json.dumps({"format": CALIBRATION_FORMAT, **asdict(self)}) + "\n")

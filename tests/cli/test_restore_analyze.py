@@ -68,6 +68,12 @@ def test_analysis_of_a_folder_calibrated_on_a_store(
     assert code == 0, output
     (record,) = [json.loads(line) for line in (again / "analysis.jsonl").read_text().splitlines()]
     assert record["ood_score"] == records[0]["ood_score"]
+    # Into the same folder with the calibration it holds: read, left as it was.
+    before = (out / "calibration.json").read_bytes()
+    code, output = _invoke(photos / "a.png", "--ckpt", ckpt, "--out", out,
+                           "--calibration", out / "calibration.json")  # fmt: skip
+    assert code == 0, output
+    assert (out / "calibration.json").read_bytes() == before
 
     calibrated = out / "calibration.json"
     code, output = _invoke(photos / "a.png", "--ckpt", ckpt, "--out", tmp_path / "w",
