@@ -190,10 +190,8 @@ class Restorer:
         every image-level mean the pass takes, as ``(B, D)`` features
         (``restore.analysis``)."""
         _check_images(degraded)
-        height, width = degraded.shape[-2:]
-        scale = min(1.0, self.context_side / max(height, width))
-        if scale < 1.0:
-            size = (max(1, round(height * scale)), max(1, round(width * scale)))
+        size = self._context_size(degraded)
+        if size is not None:
             degraded = nn.functional.interpolate(degraded.float(), size=size, mode="area")
         x0 = self._prepare(degraded)
         seen: list[tuple[Aux, ImageStatistics]] = []
@@ -210,9 +208,7 @@ class Restorer:
         features = torch.cat([mean.float().flatten(1) for mean in statistics.means], dim=1)
         batch = x0.shape[0]
         features = features.expand(batch, -1) if features.shape[0] == 1 else features
-        maps, weights, alpha = (value.to(degraded.device) for value in (aux.maps, aux.weights,
-                                                                        aux.alpha))  # fmt: skip
-        return Aux(maps, weights, alpha, aux.spatial), features.to(degraded.device)
+        return _aux_on(aux, degraded.device), features.to(degraded.device)
 
     def check_method(self, name: str | None, path: str | Path = "checkpoint") -> None:
         """Raise ``ValueError`` naming both methods unless ``name`` (``None``: any) is the
@@ -263,6 +259,15 @@ class Restorer:
         maps, weights, alpha = (value.float() for value in (aux.maps, aux.weights, aux.alpha))
         return residual.float(), Aux(maps, weights, alpha, aux.spatial)
 
+    def _context_size(self, image: Tensor) -> tuple[int, int] | None:
+        """The size ``image`` is seen at for its image-level statistics: at most
+        ``context_side`` pixels a side, aspect kept; ``None`` where it is small enough."""
+        height, width = image.shape[-2:]
+        scale = min(1.0, self.context_side / max(height, width))
+        if scale >= 1.0:
+            return None
+        return max(1, round(height * scale)), max(1, round(width * scale))
+
     def _statistics(
         self,
         x_t: Tensor,
@@ -274,10 +279,8 @@ class Restorer:
         """The image-level statistics of one pass over the whole of ``(x_t, x0)`` (and the
         method's auxiliary input), seen at most ``context_side`` pixels a side
         (area-downscaled, aspect kept)."""
-        height, width = x0.shape[-2:]
-        scale = min(1.0, self.context_side / max(height, width))
-        if scale < 1.0:
-            size = (max(1, round(height * scale)), max(1, round(width * scale)))
+        size = self._context_size(x0)
+        if size is not None:
 
             def small(x: Tensor) -> Tensor:
                 return nn.functional.interpolate(x, size=size, mode="area")
@@ -305,10 +308,12 @@ class Restorer:
             return residual
 
         restored = self.method.sample(predict, x0, steps, generator)
-        made = first[0]
-        maps, weights, alpha = (value.to(out_device) for value in (made.maps, made.weights,
-                                                                   made.alpha))  # fmt: skip
-        return restored.clamp(0.0, 1.0).to(out_device), Aux(maps, weights, alpha, made.spatial)
+        return restored.clamp(0.0, 1.0).to(out_device), _aux_on(first[0], out_device)
+
+
+def _aux_on(aux: Aux, device: torch.device) -> Aux:
+    """``aux`` with its maps, weights and gate on ``device``."""
+    return Aux(aux.maps.to(device), aux.weights.to(device), aux.alpha.to(device), aux.spatial)
 
 
 def _check_images(degraded: Tensor) -> None:
