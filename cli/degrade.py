@@ -11,6 +11,8 @@ from skyclear.degrade.depth_model import DEPTH_KINDS
 from skyclear.degrade.names import DEPTH_PRIORS, ORDERS
 from skyclear.degrade.presets import PRESETS
 
+from ._params import PathOrURL
+
 if TYPE_CHECKING:  # the store package is imported by the commands that need it
     from skyclear.degrade.store import Skipped
 
@@ -273,8 +275,10 @@ def _progress_bar(stage: str, total: int):  # type: ignore[no-untyped-def]
 @click.option(
     "--out",
     required=True,
-    type=_PATH,
-    help="The dataset to write: a Zarr store, or a folder / .h5 with --format.",
+    type=PathOrURL(),
+    help="The dataset to write: a Zarr store, or a folder / .h5 with --format. A store may "
+    "be a URL of an object store, such as s3://bucket/data.zarr (needs skyclear[s3]; "
+    "credentials and endpoint as the AWS tools take them).",
 )
 @click.option(
     "--size",
@@ -366,7 +370,7 @@ def _progress_bar(stage: str, total: int):  # type: ignore[no-untyped-def]
 )
 def make_cdd11(
     src: Path,
-    out: Path,
+    out: Path | str,
     size: int,
     tiers: str,
     variants: int,
@@ -415,9 +419,15 @@ def make_cdd11(
             raise click.UsageError("--scheduler runs the whole build: drop --workers and --shard")
     if fmt != "zarr" and shard_spec != (0, 1):
         raise click.UsageError("--shard builds a Zarr store; export it with `degrade export`")
-    store = out if fmt == "zarr" else out.with_name(out.name + ".zarr-staging")
+    store: Path | str = out
     inputs = [src, depth_dir, depth_model]
     if fmt != "zarr":
+        if isinstance(out, str):
+            raise click.UsageError(
+                f"--format {fmt} writes local files; make the store at {out} and export it "
+                "with `degrade export`, or write the export to a local path"
+            )
+        store = out.with_name(out.name + ".zarr-staging")
         _check_export_out(out, inputs, overwrite)
     try:
         options = BuildOptions(
@@ -433,6 +443,7 @@ def make_cdd11(
         if summary.complete and options.has_depth:
             _echo_depth_sources(store)
         if summary.complete and fmt != "zarr":
+            assert isinstance(store, Path) and isinstance(out, Path)  # refused above otherwise
             _replace_with_export(store, out, fmt, summary.samples, inputs)
     except NoUsablePhotoError as error:
         _echo_skipped(error.skipped)
@@ -447,7 +458,7 @@ def make_cdd11(
     )
 
 
-def _echo_depth_sources(store: Path) -> None:
+def _echo_depth_sources(store: Path | str) -> None:
     """How many photos took their depth from a file, the model and the prior: a folder of
     depth maps named unlike the photos would otherwise leave every photo to the prior."""
     import json
@@ -485,7 +496,7 @@ def _check_export_out(out: Path, inputs: list[Path | None], overwrite: bool) -> 
         raise click.UsageError(f"{out} exists; pass --overwrite to replace it")
 
 
-def _export(store: Path, out: Path, fmt: str, samples: int) -> None:
+def _export(store: Path | str, out: Path, fmt: str, samples: int) -> None:
     """Write a complete store as ``fmt`` ("folder" or "hdf5") at ``out``."""
     from skyclear.degrade.store import export_folder, export_hdf5
 
@@ -511,8 +522,8 @@ def _replace_with_export(
 @click.option(
     "--store",
     required=True,
-    type=click.Path(exists=True, file_okay=False, path_type=Path),
-    help="A complete make-cdd11 Zarr store.",
+    type=PathOrURL(exists=True, file_okay=False),
+    help="A complete make-cdd11 Zarr store (a folder, or a URL such as s3://bucket/data.zarr).",
 )
 @click.option(
     "--format",
@@ -524,7 +535,7 @@ def _replace_with_export(
 @click.option(
     "--out", required=True, type=_PATH, help="Folder or .h5 file to write; must not exist."
 )
-def export(store: Path, fmt: str, out: Path) -> None:
+def export(store: Path | str, fmt: str, out: Path) -> None:
     """Export a complete store as CDD-11's folder layout or as HDF5."""
     from skyclear.degrade.store import StoreError, open_store
 
@@ -532,6 +543,6 @@ def export(store: Path, fmt: str, out: Path) -> None:
         raise click.UsageError(f"{out} exists; remove it first")
     try:
         _export(store, out, fmt, open_store(store)["degraded"].shape[0])
-    except StoreError as error:
+    except (StoreError, ImportError) as error:
         raise click.ClickException(str(error)) from error
     click.echo(f"wrote {out}")

@@ -13,6 +13,7 @@ from typing import Any
 
 import click
 
+from ._params import PathOrURL
 from .restore_train import _Progress
 
 _PATH = click.Path(path_type=Path)
@@ -30,7 +31,7 @@ def _values(given: tuple[str, ...]) -> list[str]:
 @click.option(
     "--data",
     required=True,
-    type=click.Path(exists=True, path_type=Path),
+    type=PathOrURL(exists=True),
     help="Any data restore train accepts; every run trains on it and is scored on its test split.",
 )
 @click.option(
@@ -97,7 +98,7 @@ def _values(given: tuple[str, ...]) -> list[str]:
     "shared it.",
 )
 def ablate(
-    data: Path,
+    data: Path | str,
     out: Path,
     config_name: str,
     steps: int,

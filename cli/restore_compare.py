@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from ._params import PathOrURL
 from ._restore_options import check_lpips, load_lpips, lpips_options
 
 _OUTPUTS = ("compare.md", "compare.json", "compare.png")
@@ -17,7 +18,7 @@ _OUTPUTS = ("compare.md", "compare.json", "compare.png")
 @click.option(
     "--data",
     required=True,
-    type=click.Path(exists=True, path_type=Path),
+    type=PathOrURL(exists=True),
     help="The store whose test split every run is scored on.",
 )
 @click.option(
@@ -45,7 +46,7 @@ _OUTPUTS = ("compare.md", "compare.json", "compare.png")
 @lpips_options
 def compare(
     runs: tuple[Path, ...],
-    data: Path,
+    data: Path | str,
     out: Path,
     device: str,
     also_nfe: tuple[int, ...],

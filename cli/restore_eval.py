@@ -7,6 +7,7 @@ from typing import Any
 
 import click
 
+from ._params import PathOrURL
 from ._restore_options import (
     check_lpips,
     load_lpips,
@@ -28,7 +29,7 @@ from ._restore_options import (
 @click.option(
     "--data",
     required=True,
-    type=click.Path(exists=True, path_type=Path),
+    type=PathOrURL(exists=True),
     help="A make-cdd11 store, its HDF5 export, a CDD-11 folder or a folder of photos.",
 )
 @click.option("--split", type=click.Choice(["train", "test"]), default="test", show_default=True)
@@ -61,7 +62,7 @@ from ._restore_options import (
 )
 def evaluate(
     ckpt: Path,
-    data: Path,
+    data: Path | str,
     split: str,
     steps: int | None,
     method: str | None,

@@ -9,6 +9,8 @@ from typing import Any
 
 import click
 
+from ._params import PathOrURL
+
 _PATH = click.Path(path_type=Path)
 
 #: Flags that are shorthands for ``--set KEY=VALUE``.
@@ -30,7 +32,7 @@ _SHORTHANDS = {
 @click.option(
     "--data",
     required=True,
-    type=click.Path(exists=True, path_type=Path),
+    type=PathOrURL(exists=True),
     help="A make-cdd11 store (.zarr), its HDF5 export, a CDD-11 folder (the original "
     "release included), or a folder of clean photos degraded on the fly.",
 )
@@ -92,7 +94,7 @@ _SHORTHANDS = {
 @click.option("--seed", type=click.IntRange(0), help="Seed of weights, data order and noise.")
 @click.option("--resume", is_flag=True, help="Continue the run in --out exactly where it stopped.")
 def train(
-    data: Path,
+    data: Path | str,
     out: Path,
     config_name: str,
     assignments: tuple[str, ...],

@@ -10,6 +10,7 @@ import numpy as np
 import torch
 from skyclear.degrade.compose import parse_tier
 from skyclear.degrade.io import from_numpy
+from skyclear.degrade.location import location
 from skyclear.degrade.presets import preset
 from skyclear.degrade.store.chunks import SampleChunks
 from skyclear.degrade.store.format import FORMAT, SPLITS, StoreError, open_store
@@ -45,7 +46,7 @@ class _StoreDataset(Dataset[Sample]):
             raise ValueError(f"split must be one of {SPLITS} or None, got {split!r}")
         if clean_cache_mb < 0:
             raise ValueError(f"clean_cache_mb must be >= 0, got {clean_cache_mb}")
-        self.path = Path(path)
+        self.path: Path | str = location(path)  # a str is a URL (stores only)
         self.crop = Crop(crop, random_crop)
         self.uint8 = uint8
         self._handle: Any = None
@@ -175,7 +176,8 @@ class CDD11Zarr(_StoreDataset):
     """Samples of a complete make-cdd11 Zarr store.
 
     Args:
-        path: the store.
+        path: the store: a folder, or a URL that fsspec opens (``s3://bucket/data.zarr``
+            with ``skyclear[s3]``; credentials from the filesystem's usual configuration).
         split: ``"train"``, ``"test"`` or ``None`` for both.
         crop: side of a square crop applied identically to every field, or ``None``.
         random_crop: random crops (training) or centre crops (evaluation).
@@ -214,6 +216,8 @@ class CDD11H5(_StoreDataset):
     def _read_index(self) -> tuple[dict[str, Any], Any, Any, Any]:
         import h5py
 
+        if not isinstance(self.path, Path):
+            raise StoreError(f"{self.path}: an HDF5 export is read from a local file")
         if not self.path.is_file():
             raise StoreError(f"{self.path}: no such file")
         with h5py.File(self.path, "r") as h5:

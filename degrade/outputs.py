@@ -13,6 +13,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
+from .location import is_url
+
 __all__ = ["OutputError", "check_apart", "check_output"]
 
 
@@ -25,18 +27,19 @@ def _shown(path: Path, resolved: Path) -> str:
     return str(path) if path.absolute() == resolved else f"{path} (that is, {resolved})"
 
 
-def check_apart(out: Path, inputs: Iterable[Path | None]) -> None:
+def check_apart(out: Path, inputs: Iterable[Path | str | None]) -> None:
     """Refuse ``out`` if it is one of ``inputs``, holds one, or lies inside one.
 
     Paths are compared after resolving symlinks and ``..``, whether they exist yet or not;
-    ``None`` entries (an optional input not given) are ignored.
+    ``None`` entries (an optional input not given) and URLs (a store in an object store,
+    ``skyclear.degrade.location``), which no local path can meet, are ignored.
 
     Raises:
         OutputError: naming the output, the input and how they meet.
     """
     target = Path(out).resolve()
     for source in inputs:
-        if source is None:
+        if source is None or is_url(source):
             continue
         origin = Path(source).resolve()
         if target == origin:
@@ -56,7 +59,7 @@ def check_apart(out: Path, inputs: Iterable[Path | None]) -> None:
 def check_output(
     out: Path,
     *,
-    inputs: Iterable[Path | None] = (),
+    inputs: Iterable[Path | str | None] = (),
     is_ours: Callable[[Path], bool],
     kind: str = "skyclear's own output",
 ) -> None:

@@ -23,6 +23,7 @@ import torch
 from numpy.typing import NDArray
 from PIL import Image, ImageDraw
 from skyclear.degrade.io import to_numpy
+from skyclear.degrade.location import identity
 from skyclear.degrade.names import TIERS
 from torch import Tensor, nn
 
@@ -80,7 +81,7 @@ def _parameters(restorer: Restorer, payload: dict[str, Any]) -> int:
     )
 
 
-def _samples(data: Path, per_tier: int | None) -> list[dict[str, Tensor]]:
+def _samples(data: Path | str, per_tier: int | None) -> list[dict[str, Tensor]]:
     """The test split's samples, in order, at most ``per_tier`` of each tier."""
     from .data import open_dataset
 
@@ -110,13 +111,13 @@ def _picture_indices(samples: Sequence[dict[str, Tensor]]) -> dict[str, int]:
     return first
 
 
-def _notes(path: Path, payload: dict[str, Any], data: Path) -> list[str]:
+def _notes(path: Path, payload: dict[str, Any], data: Path | str) -> list[str]:
     config = train_config_of(payload, path)
     notes = []
     trained_on = payload.get("data")
     if trained_on is None:
         notes.append("its training store is not recorded (a run of an earlier version)")
-    elif Path(trained_on).resolve() != data.resolve():
+    elif identity(trained_on) != identity(data):
         notes.append(f"trained on {trained_on}, not on the compared store")
     if config.data.tiers is not None:
         notes.append(f"trained on the tiers {', '.join(config.data.tiers)} only")
@@ -138,7 +139,7 @@ def _group_means(rows: Sequence[Any]) -> dict[str, dict[str, float]]:
 
 def compare_runs(
     runs: Sequence[Path],
-    data: Path,
+    data: Path | str,
     device: str = "auto",
     also_nfe: Sequence[int] = (),
     per_tier: int | None = None,

@@ -1,7 +1,8 @@
 """What ``--data PATH`` means: the kind of data at a path, opened as a skyclear dataset.
 
 * a ``.h5``/``.hdf5`` file: an HDF5 export of a make-cdd11 store (``CDD11H5``);
-* a folder with ``zarr.json``: a make-cdd11 store (``CDD11Zarr``);
+* a folder with ``zarr.json``: a make-cdd11 store (``CDD11Zarr``); so is a URL of an
+  object store (``s3://bucket/data.zarr``: ``skyclear.degrade.location``);
 * a folder with ``clear/``, ``train/``, ``test/`` or ``CDD-11_*/``: the CDD-11 folder
   layout, the original release included (``CDD11Folder``);
 * any other folder: clean photos, degraded on the fly (``OnlineSynthesis``); its "test"
@@ -14,6 +15,7 @@ from pathlib import Path
 
 from skyclear.datasets import CDD11H5, CDD11Folder, CDD11Zarr, CleanCrops, OnlineSynthesis
 from skyclear.datasets.partial import Removal
+from skyclear.degrade.location import is_url
 from skyclear.degrade.names import TIERS
 from skyclear.degrade.seeding import entropy_seed
 from torch.utils.data import Dataset
@@ -28,6 +30,8 @@ SYNTHESIS_SIZE = 256
 
 def data_kind(path: str | Path) -> DataKind:
     """Which kind of data ``path`` holds (see the module docstring)."""
+    if is_url(path):  # only a store is read from an object store
+        return "zarr"
     path = Path(path)
     if path.is_file():
         if path.suffix.lower() in (".h5", ".hdf5"):

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..location import location
 from .chunks import remove_partial_files
 from .format import StoreError
 from .ingest import Skipped, find_sources
@@ -81,7 +82,8 @@ def build(
 
     Args:
         options: what the store holds.
-        out: the store's path.
+        out: the store's path, or a URL that fsspec opens (``location``; ``s3://...``
+            with ``skyclear[s3]``).
         workers: processes synthesising in parallel (the bytes do not depend on it).
         shard: ``(k, n)``: this process fills the sources ``i`` with ``i % n == k``; only
             the whole run (``n == 1``) marks the store complete. Every shard must be given
@@ -99,7 +101,7 @@ def build(
         NoUsablePhotoError: no usable photo (a ``StoreError``).
     """
     start = time.perf_counter()
-    path = Path(out)
+    path = location(out)
     src = Path(options.src)
     if not src.is_dir():
         raise StoreError(f"--src {src} is not a folder")
@@ -116,7 +118,10 @@ def build(
     # while another prepares the store would find it half made here.
     check_store_apart(path, options)
     # A shard would keep every photo but use a few: it decodes its own photos twice.
-    keep = KeptPhotos.beside(path) if shard[1] == 1 else None
+    if shard[1] != 1:
+        keep = None
+    else:
+        keep = KeptPhotos.beside(path) if isinstance(path, Path) else KeptPhotos.temporary()
     try:
         engine = Workers(workers) if scheduler is None else DaskWorkers(scheduler)
         with engine as pool:
@@ -125,7 +130,7 @@ def build(
             )
             if not sources:
                 raise NoUsablePhotoError(src, skipped)
-            prepare_once(path, options, sources, skipped, overwrite)
+            prepare_once(path, options, sources, skipped, overwrite, first=shard[0] == 0)
             mine = [i for i in pending_sources(path) if i % shard[1] == shard[0]]
             per_source = len(options.tiers) * options.variants
             advance = progress("samples", len(mine) * per_source) if progress else None
@@ -144,8 +149,9 @@ def build(
         import zarr
 
         # Every sample is in, so no writer is at work: what a killed one left half-written
-        # under a temporary name can go.
-        remove_partial_files(path)
+        # under a temporary name can go (an object store has no half-written objects).
+        if isinstance(path, Path):
+            remove_partial_files(path)
         zarr.open_group(store=str(path), mode="r+").attrs["complete"] = True
         complete = True
     return BuildSummary(

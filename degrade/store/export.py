@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from ..io import write_image
+from ..location import location
 from ..outputs import OutputError, check_output
 from .format import FORMAT, SPLITS, StoreError, open_store
 
@@ -60,7 +61,7 @@ def is_export(path: str | Path) -> bool:
         return False
 
 
-def check_export_path(out: str | Path, inputs: Iterable[Path | None] = ()) -> None:
+def check_export_path(out: str | Path, inputs: Iterable[Path | str | None] = ()) -> None:
     """Refuse an export path that is, holds or lies inside one of ``inputs`` (through
     symlinks too), or that holds anything but an earlier export or an empty folder.
 
@@ -102,7 +103,7 @@ def export_hdf5(store: str | Path, out: str | Path, progress: Progress | None = 
     out = Path(out)
     partial = out.with_name(out.name + ".partial")
     for path in (out, partial):
-        check_export_path(path, [Path(store)])
+        check_export_path(path, [location(store)])
     if out.is_dir():
         raise StoreError(f"{out} is a folder; an HDF5 export is a file")
     group = open_store(store)
@@ -180,7 +181,7 @@ def export_folder(store: str | Path, out: str | Path, progress: Progress | None 
             ``check_export_path``.
     """
     out = Path(out)
-    check_export_path(out, [Path(store)])
+    check_export_path(out, [location(store)])
     group = open_store(store)
     attrs: dict[str, Any] = dict(group.attrs)
     out.mkdir(parents=True, exist_ok=True)

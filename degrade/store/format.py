@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from ..location import location, url_filesystem, url_objects
 from ..names import DEGRADATIONS, TIERS
 
 __all__ = [
@@ -60,31 +61,37 @@ def is_store(path: str | Path) -> bool:
     at its first step leaves: a folder holding nothing but an empty group's ``zarr.json``.
 
     These are what make-cdd11 may resume or replace; anything else is not its to delete.
+    ``path`` may be a URL (``location``): then "a folder holding" means "objects under".
     """
     import zarr
 
-    path = Path(path)
-    if not path.is_dir():
+    where = location(path)
+    if isinstance(where, Path) and not where.is_dir():
         return False
     try:
-        attrs = dict(zarr.open_group(store=str(path), mode="r").attrs)
+        attrs = dict(zarr.open_group(store=str(where), mode="r").attrs)
     except Exception:  # zarr raises several types for "not a group"
         return False
     if attrs.get("format") == FORMAT:
         return True
-    return not attrs and [entry.name for entry in path.iterdir()] == ["zarr.json"]
+    if isinstance(where, str):
+        return not attrs and url_objects(where) == ["zarr.json"]
+    return not attrs and [entry.name for entry in where.iterdir()] == ["zarr.json"]
 
 
 def open_store(path: str | Path, *, require_complete: bool = True) -> Any:
-    """Open a store read-only after checking its format and completeness.
+    """Open a store (a folder or a URL: ``location``) read-only after checking its format
+    and completeness.
 
     Raises:
         StoreError: not a skyclear store, another format version, or not complete.
     """
     import zarr
 
-    path = Path(path)
-    if not path.exists():
+    path = location(path)
+    if isinstance(path, str):
+        url_filesystem(path)  # ImportError saying what to install, rather than zarr's
+    elif not path.exists():
         raise StoreError(f"{path}: no such store")
     try:
         group = zarr.open_group(store=str(path), mode="r")

@@ -6,7 +6,10 @@ fitted to ``S x S`` (and its original shape, which depth maps are checked agains
 hidden folder beside the store, ``.NAME.photos-HOST-PID``; the writer of a source takes
 its photo from there, deletes the file, and decodes the photo again only if the file is
 missing or unreadable (a full disk, say). The folder goes when the run ends; one left by
-a killed run of this machine is removed by the next run against the same store.
+a killed run of this machine is removed by the next run against the same store. A store
+at a URL has no folder beside it: its photos are kept in a temporary folder of this
+machine (``temporary``), which Dask workers of other machines do not see (they decode
+the photo again).
 """
 
 from __future__ import annotations
@@ -60,6 +63,16 @@ class KeptPhotos:
         except OSError:
             return None
         return cls(folder)
+
+    @classmethod
+    def temporary(cls) -> KeptPhotos | None:
+        """A new folder under the system's temporary folder (``None`` if it cannot be made)."""
+        import tempfile
+
+        try:
+            return cls(Path(tempfile.mkdtemp(prefix=f"skyclear{_TAG}")))
+        except OSError:
+            return None
 
     def _file(self, relative: str) -> Path:
         return self.folder / (hashlib.sha1(relative.encode()).hexdigest() + ".npz")

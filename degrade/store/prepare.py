@@ -2,7 +2,8 @@
 
 Whatever ``--overwrite`` says, make-cdd11 replaces only a skyclear store (``is_store``)
 or an empty folder, and never writes over, into or around its photos or depth maps
-(``skyclear.degrade.outputs``).
+(``skyclear.degrade.outputs``). A store at a URL (``location``) is replaced only if it
+is a skyclear store; any other object under its prefix refuses the command.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from ..location import Location, url_filesystem, url_objects
 from ..names import DEGRADATIONS
 from ..outputs import OutputError, check_apart, check_output
 from .format import FORMAT, StoreError, compressor, is_store
@@ -51,7 +53,9 @@ def _attributes(
 _INDEX_CHUNK = 1 << 20  # samples per chunk of the index arrays source, tier and split
 
 
-def _prepare(path: Path, options: BuildOptions, sources: list[str], skipped: list[Skipped]) -> None:
+def _prepare(
+    path: Location, options: BuildOptions, sources: list[str], skipped: list[Skipped]
+) -> None:
     """Create the group, every array and the per-sample index arrays; complete = false."""
     import zarr
 
@@ -107,40 +111,52 @@ def _inputs(options: BuildOptions) -> list[Path | None]:
     return [Path(options.src), *(None if folder is None else Path(folder) for folder in folders)]
 
 
-def check_store_apart(path: Path, options: BuildOptions) -> None:
+def check_store_apart(path: Location, options: BuildOptions) -> None:
     """Refuse a store path that is, holds or lies inside ``--src``, ``--depth`` or
-    ``--depth-model``.
+    ``--depth-model`` (a URL never does).
 
     Raises:
         StoreError: the reason; nothing has been touched.
     """
+    if isinstance(path, str):
+        return
     try:
         check_apart(path, _inputs(options))
     except OutputError as error:
         raise StoreError(str(error)) from error
 
 
-def check_store_path(path: Path, options: BuildOptions) -> None:
+def check_store_path(path: Location, options: BuildOptions) -> None:
     """Refuse a store path that is, holds or lies inside ``--src``, ``--depth`` or
     ``--depth-model`` (through symlinks too), or that holds anything but a skyclear store
-    or an empty folder.
+    or an empty folder; a URL with objects under it that are not a skyclear store.
 
     Raises:
         StoreError: the reason; nothing has been touched.
     """
+    if isinstance(path, str):
+        if url_objects(path) and not is_store(path):
+            raise StoreError(
+                f"{path} holds objects that are not a skyclear store; make-cdd11 writes only "
+                "to a prefix with nothing under it or to its own store"
+            )
+        return
     try:
         check_output(path, inputs=_inputs(options), is_ours=is_store, kind="a skyclear store")
     except OutputError as error:
         raise StoreError(str(error)) from error
 
 
-def _remove(path: Path) -> None:
+def _remove(path: Location) -> None:
     """Remove a store that ``check_store_path`` accepted (a symlink: only the link).
 
     ``complete`` goes first and ``zarr.json`` last, so that a removal killed halfway leaves
     a store still known for ours, and known to be unfinished: it is prepared anew, never
     resumed and never refused as foreign.
     """
+    if isinstance(path, str):
+        _remove_objects(path)
+        return
     if path.is_symlink() or not path.is_dir():
         path.unlink(missing_ok=True)
         return
@@ -160,7 +176,30 @@ def _remove(path: Path) -> None:
     shutil.rmtree(path)
 
 
-def _check_existing(path: Path, options: BuildOptions, sources: list[str], overwrite: bool) -> bool:
+def _remove_objects(url: str) -> None:
+    """``_remove`` for a store at a URL: its objects, in the same order."""
+    import zarr
+
+    keys = url_objects(url)
+    if not keys:
+        return
+    if "zarr.json" in keys:
+        group = zarr.open_group(store=url, mode="r+")
+        if "complete" in group.attrs:
+            del group.attrs["complete"]
+    fs, root = url_filesystem(url)
+    root = root.rstrip("/")
+    rest = [f"{root}/{key}" for key in keys if key != "zarr.json"]
+    if rest:
+        fs.rm(rest)
+    if "zarr.json" in keys:
+        fs.rm(f"{root}/zarr.json")
+    fs.invalidate_cache()
+
+
+def _check_existing(
+    path: Location, options: BuildOptions, sources: list[str], overwrite: bool
+) -> bool:
     """True if ``path`` holds a prepared store of this very command (to resume).
 
     False if there is nothing to keep: nothing there, a store interrupted while being
@@ -171,9 +210,12 @@ def _check_existing(path: Path, options: BuildOptions, sources: list[str], overw
 
     # Checked again here, under the lock: the last look before anything is removed.
     check_store_path(path, options)
-    if not path.exists():
+    if isinstance(path, str):
+        if not url_objects(path):
+            return False
+    elif not path.exists():
         return False
-    if not any(path.iterdir()):
+    elif not any(path.iterdir()):
         if overwrite:
             return False
         raise StoreError(f"{path} is an empty folder, not a skyclear store; pass --overwrite to "
@@ -213,13 +255,24 @@ def _lock_is_stale(lock: Path) -> bool:
 
 
 def prepare_once(
-    path: Path, options: BuildOptions, sources: list[str], skipped: list[Skipped], overwrite: bool
+    path: Location,
+    options: BuildOptions,
+    sources: list[str],
+    skipped: list[Skipped],
+    overwrite: bool,
+    *,
+    first: bool = True,
 ) -> None:
     """Make sure ``path`` holds this command's prepared store, preparing it if need be.
 
     Shards started together race to prepare; an exclusive lock file next to the store lets
-    one prepare while the others wait, then find the store ready.
+    one prepare while the others wait, then find the store ready. An object store has no
+    exclusive create, so at a URL the ``first`` shard (or the whole run) prepares and the
+    other shards wait until they find the store it prepared.
     """
+    if isinstance(path, str):
+        _prepare_at_url(path, options, sources, skipped, overwrite, first)
+        return
     lock = path.with_name(path.name + ".preparing")
     deadline = time.monotonic() + _LOCK_WAIT
     while True:
@@ -245,3 +298,27 @@ def prepare_once(
             os.close(descriptor)
             lock.unlink(missing_ok=True)
         return
+
+
+def _prepare_at_url(
+    url: str,
+    options: BuildOptions,
+    sources: list[str],
+    skipped: list[Skipped],
+    overwrite: bool,
+    first: bool,
+) -> None:
+    """``prepare_once`` for a store at a URL (no lock: one shard prepares)."""
+    if first:
+        if not _check_existing(url, options, sources, overwrite):
+            _remove(url)
+            _prepare(url, options, sources, skipped)
+        return
+    deadline = time.monotonic() + _LOCK_WAIT
+    while not _check_existing(url, options, sources, overwrite):
+        if time.monotonic() > deadline:
+            raise StoreError(
+                f"{url}: no store prepared by this command after {_LOCK_WAIT:.0f} s; at a URL "
+                "the first shard (--shard 0/N) prepares the store: start it too"
+            )
+        time.sleep(1.0)

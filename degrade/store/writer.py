@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from ..location import Location
 from ..names import DEGRADATIONS
 from .chunks import SampleChunks
 from .format import sample_index
@@ -28,7 +29,7 @@ def _source_done(params: Any, index: int, per_source: int) -> bool:
         return False
 
 
-def pending_sources(path: Path) -> list[int]:
+def pending_sources(path: Location) -> list[int]:
     """Indices of the sources whose samples are not all in the store yet."""
     import zarr
 
@@ -43,7 +44,7 @@ def pending_sources(path: Path) -> list[int]:
 class _Writer:
     """Synthesises and writes every sample of one source (runs in a worker)."""
 
-    def __init__(self, path: Path, options: BuildOptions, keep: KeptPhotos | None) -> None:
+    def __init__(self, path: Location, options: BuildOptions, keep: KeptPhotos | None) -> None:
         import zarr
 
         self.options = options
@@ -213,10 +214,10 @@ def single_threaded() -> Iterator[None]:
 
 # One writer per (store, options) in each worker process of a pool; a pool lives for one
 # build, so the cached source list cannot go stale.
-_WRITERS: dict[tuple[Path, BuildOptions], _Writer] = {}
+_WRITERS: dict[tuple[Location, BuildOptions], _Writer] = {}
 
 
-def _work(task: tuple[Path, BuildOptions, KeptPhotos | None, int]) -> int:
+def _work(task: tuple[Location, BuildOptions, KeptPhotos | None, int]) -> int:
     """Write one source in a worker process, opening the store once per worker."""
     path, options, keep, index = task
     writer = _WRITERS.get((path, options))
@@ -262,7 +263,7 @@ class Workers:
         return self.pool.imap(function, items, chunksize=4)
 
     def write(
-        self, path: Path, options: BuildOptions, indices: list[int], keep: KeptPhotos | None
+        self, path: Location, options: BuildOptions, indices: list[int], keep: KeptPhotos | None
     ) -> Iterator[int]:
         if self.pool is None:
             return map(_Writer(path, options, keep).write, indices)
@@ -273,8 +274,8 @@ class Workers:
 class DaskWorkers:
     """``Workers`` on a ``dask.distributed`` cluster: ``local:N`` starts a ``LocalCluster``
     of ``N`` one-thread worker processes; any other value is a scheduler's address
-    (``tcp://host:8786``), whose workers must reach ``--src``, the store and the photos kept
-    beside it at the same paths (a shared file system).
+    (``tcp://host:8786``), whose workers must reach ``--src`` at the same path and the
+    store at the same path (a shared file system) or URL (an object store).
 
     Every worker is set up as a pool worker is (one thread, a heap that keeps freed
     memory: ``_one_thread_kept_heap``). Each task writes one source's samples into the
@@ -339,7 +340,7 @@ class DaskWorkers:
         return (future.result() for future in futures)
 
     def write(
-        self, path: Path, options: BuildOptions, indices: list[int], keep: KeptPhotos | None
+        self, path: Location, options: BuildOptions, indices: list[int], keep: KeptPhotos | None
     ) -> Iterator[int]:
         from distributed import as_completed
 

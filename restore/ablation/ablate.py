@@ -15,6 +15,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from skyclear.degrade.location import location
+
 from ..config import ConfigError, override, preset
 from ..runtime import resolve_device
 from .machine import describe_machine
@@ -84,7 +86,7 @@ def run_ablation(
         skyclear.degrade.outputs.OutputError: ``out`` meets ``data``, holds files but no
             ablation, or holds another ablation (``PlanMismatchError``); nothing written.
     """
-    data, out = Path(data), Path(out)
+    data, out = location(data), Path(out)
     nfe = sorted(set(nfe))
     if not nfe or nfe[0] < 1 or latency_side < 8:
         raise ConfigError(f"NFEs must be >= 1 and the latency side >= 8, got {nfe}, {latency_side}")

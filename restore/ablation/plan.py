@@ -17,6 +17,7 @@ import typing
 from pathlib import Path
 from typing import Any
 
+from skyclear.degrade.location import identity
 from skyclear.degrade.outputs import OutputError, check_output
 
 from ..config import TrainConfig, config_to_dict
@@ -50,7 +51,7 @@ def plan_of(data: str | Path, config_name: str, base: TrainConfig) -> dict[str, 
     del train_config["device"], train_config["seed"], train_config["data"]["workers"]
     plan = {
         "format": PLAN_FORMAT,
-        "data": str(Path(data).resolve()),
+        "data": identity(data),
         "config": config_name,
         "steps": base.steps,
         "crop": base.data.crop,
@@ -73,7 +74,7 @@ def is_ablation_folder(path: str | Path) -> bool:
     return _read_plan(Path(path)) is not None
 
 
-def check_ablation_folder(out: Path, data: Path, plan: dict[str, Any]) -> None:
+def check_ablation_folder(out: Path, data: Path | str, plan: dict[str, Any]) -> None:
     """Refuse ``out`` if it meets ``data``, holds files but no ablation, or holds an
     ablation with another plan.
 

@@ -122,7 +122,7 @@ def missing_nfe(result: dict[str, Any] | None, nfe: Sequence[int]) -> list[int]:
 
 def execute(
     run: Run,
-    data: Path,
+    data: Path | str,
     nfe: Sequence[int],
     latency_side: int = 256,
     latency_repeats: int = 21,
@@ -165,7 +165,7 @@ def execute(
     return result
 
 
-def _train(run: Run, data: Path, report: Report | None) -> None:
+def _train(run: Run, data: Path | str, report: Report | None) -> None:
     """Train the run, or resume it from ``last.pt``; nothing when it has all its steps.
     The wall time is added to the run's ``TIME_FILE`` however training ends."""
     last = RunFolder(run.folder).last
@@ -191,7 +191,9 @@ def _train_seconds(folder: Path) -> float | None:
         return None
 
 
-def _score(run: Run, checkpoint: Path, data: Path, steps: int, workers: int) -> dict[str, Any]:
+def _score(
+    run: Run, checkpoint: Path, data: Path | str, steps: int, workers: int
+) -> dict[str, Any]:
     """The rows of the test split's table at ``steps`` network evaluations, with the
     wall time it took."""
     started = time.perf_counter()

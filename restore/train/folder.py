@@ -65,13 +65,13 @@ def is_run_folder(path: str | Path) -> bool:
     return isinstance(marker, dict) and marker.get("format") == RUN_FORMAT
 
 
-def check_run_folder(root: Path, data: Path, *, resumed: bool = False) -> None:
+def check_run_folder(root: Path, data: Path | str, *, resumed: bool = False) -> None:
     """Refuse a run folder that is, holds or lies inside the data (through symlinks too),
     or that holds files but is not a skyclear run folder.
 
     Args:
         root: the run folder (``--out``).
-        data: the training data (``--data``).
+        data: the training data (``--data``; a str is a URL, which no folder meets).
         resumed: ``root/last.pt`` was read as a skyclear checkpoint, which makes the folder
             a run's even without its marker (runs made before the marker existed).
 

@@ -34,6 +34,7 @@ from typing import Any
 import torch
 from skyclear.datasets import DegradedPhotos, Unpaired, as_float, degrade_batch
 from skyclear.datasets.partial import Removal
+from skyclear.degrade.location import identity, location
 from skyclear.degrade.seeding import entropy_seed
 from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
@@ -154,10 +155,10 @@ def train(
     # Every process checks before any of them starts (and so before any writes).
     if resume:
         payload = load_checkpoint(folder.last)
-        check_run_folder(folder.root, Path(data), resumed=True)
+        check_run_folder(folder.root, location(data), resumed=True)
         config = config or train_config_of(payload, folder.last)
     else:
-        check_run_folder(folder.root, Path(data))
+        check_run_folder(folder.root, location(data))
     if not resume and folder.last.exists():
         raise FileExistsError(
             f"{folder.root} already holds a run; resume it or choose another folder"
@@ -224,7 +225,7 @@ class _Trainer:
             ids = [device.index] if device.type == "cuda" else None
             self.network = DistributedDataParallel(self.model, device_ids=ids)
         crop, tiers, seed = config.data.crop, config.data.tiers, config.seed
-        self.data_path = str(Path(data).resolve())  # recorded: comparisons check it
+        self.data_path = identity(data)  # recorded: comparisons check it
         # uint8 pixels between processes (and to the GPU); scaled to floats in _step.
         removal = Removal(config.data.partial) if config.model.removal else None
         self.on_device = config.data.synthesis == "device"  # degrade in the step
