@@ -304,10 +304,19 @@ class DaskWorkers:
             import dask
 
             count = int(self.scheduler.split(":", 1)[1])
-            # No dashboard, so no statistical profiler sampling each worker every 10 ms.
-            with dask.config.set({"distributed.worker.profile.enabled": False}):
+            # Only what the build needs of the cluster's machinery, whose processes share
+            # the cores with the work: no dashboard, so no profiler sampling each worker
+            # every 10 ms, nor metrics every 0.5 s, nor event loops woken every 20 ms to
+            # see if they are blocked; and no memory limit (a task holds no data, returning
+            # a count), so no monitor polling each worker 10 times a second. On 2 cores
+            # these took the cluster from 0.85x to 0.91x of the pool's samples/s.
+            with dask.config.set({
+                "distributed.worker.profile.enabled": False,
+                "distributed.admin.system-monitor.interval": "5s",
+                "distributed.admin.tick.interval": "1s",
+            }):  # fmt: skip
                 self.cluster = LocalCluster(
-                    n_workers=count, threads_per_worker=1, processes=True,
+                    n_workers=count, threads_per_worker=1, processes=True, memory_limit=0,
                     dashboard_address=None, silence_logs=40,
                 )  # fmt: skip
             self.client = Client(self.cluster)
