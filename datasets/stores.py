@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +51,7 @@ class _StoreDataset(Dataset[Sample]):
         self.crop = Crop(crop, random_crop)
         self.uint8 = uint8
         self._handle: Any = None
+        self._opened_in = 0  # the process that opened ``_handle``
         self._group: Any = None
         # Every sample of a source shares its clean photo: keep decoded ones (per process).
         self._clean_budget = clean_cache_mb << 20
@@ -101,6 +103,15 @@ class _StoreDataset(Dataset[Sample]):
         state["_clean_cache"] = {}
         return state
 
+    def _ensure_open(self) -> None:
+        """Open the store in this process: on first access, and again in a worker forked
+        after its parent opened it. A forked worker inherits the parent's handle, whose
+        connections and event loop (a store at a URL) or file (HDF5) it cannot share."""
+        if self._handle is None or self._opened_in != os.getpid():
+            self._handle = self._open()
+            self._group = None
+            self._opened_in = os.getpid()
+
     def _clean(self, source: int, rows: slice, cols: slice) -> np.ndarray:
         """The crop of a source's clean photo, decoded once per process while the cache's
         budget lasts (then read as a crop each time)."""
@@ -116,8 +127,7 @@ class _StoreDataset(Dataset[Sample]):
     def clean_image(self, item: int) -> Tensor:
         """Item ``item``'s clean image alone, cropped as its sample's would be: what
         unpaired training takes of a clean-side item, without reading or making the rest."""
-        if self._handle is None:
-            self._handle = self._open()
+        self._ensure_open()
         source = int(self._source_of[int(self.indices[item])])
         rows, cols = self.crop.window(self.size, self.size)
         return _image(self._clean(source, rows, cols), self.uint8)
@@ -125,8 +135,7 @@ class _StoreDataset(Dataset[Sample]):
     def __getitem__(self, item: int) -> Sample:
         if not -len(self) <= item < len(self):
             raise IndexError(f"index {item} out of range for {len(self)} samples")
-        if self._handle is None:
-            self._handle = self._open()
+        self._ensure_open()
         m = int(self.indices[item])
         i = int(self._source_of[m])
         rows, cols = self.crop.window(self.size, self.size)

@@ -109,6 +109,23 @@ def test_a_store_at_a_url_holds_the_bytes_of_a_local_build(
     assert not list(Path(__import__("tempfile").gettempdir()).glob("skyclear.photos-*"))
 
 
+def test_forked_loader_workers_read_a_store_at_a_url_the_parent_opened(
+    src: Path, bucket: str
+) -> None:
+    import torch
+    from skyclear.datasets import CDD11Zarr
+
+    url = f"{bucket}/data.zarr"
+    build(_options(src), url)
+    data = CDD11Zarr(url, split=None)
+    first = data[0]["degraded"]  # opened here, before the workers fork
+    loader = torch.utils.data.DataLoader(data, batch_size=3, num_workers=2,
+                                         multiprocessing_context="fork")  # fmt: skip
+    batches = list(loader)
+    assert sum(len(batch["degraded"]) for batch in batches) == 9
+    assert torch.equal(batches[0]["degraded"][0], first)
+
+
 def test_an_interrupted_store_at_a_url_resumes(src: Path, tmp_path: Path, bucket: str) -> None:
     build(_options(src), tmp_path / "here.zarr")
     url = f"{bucket}/data.zarr"
