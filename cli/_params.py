@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import click
-from skyclear.degrade.location import is_url
+from skyclear.degrade.location import is_url, location
 
 
 class PathOrURL(click.ParamType):
@@ -21,5 +21,8 @@ class PathOrURL(click.ParamType):
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
         if isinstance(value, str) and is_url(value):
-            return value.rstrip("/")
+            try:
+                return location(value)
+            except ValueError as error:
+                self.fail(str(error), param, ctx)
         return self.path.convert(value, param, ctx)

@@ -448,7 +448,7 @@ def make_cdd11(
     except NoUsablePhotoError as error:
         _echo_skipped(error.skipped)
         raise click.ClickException(error.headline) from error
-    except (StoreError, ValueError, FileNotFoundError, ImportError) as error:
+    except (StoreError, ValueError, OSError, ImportError) as error:
         raise click.ClickException(str(error)) from error
     state = "complete" if summary.complete else f"shard {shard} done (not yet complete)"
     click.echo(
@@ -543,6 +543,6 @@ def export(store: Path | str, fmt: str, out: Path) -> None:
         raise click.UsageError(f"{out} exists; remove it first")
     try:
         _export(store, out, fmt, open_store(store)["degraded"].shape[0])
-    except (StoreError, ImportError) as error:
+    except (StoreError, OSError) as error:
         raise click.ClickException(str(error)) from error
     click.echo(f"wrote {out}")

@@ -17,7 +17,15 @@ import re
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Location", "identity", "is_url", "location", "url_filesystem", "url_objects"]
+__all__ = [
+    "Location",
+    "identity",
+    "is_url",
+    "location",
+    "url_entries",
+    "url_filesystem",
+    "url_objects",
+]
 
 Location = Path | str  # a str is always a URL (``location``)
 
@@ -25,15 +33,25 @@ _PROTOCOL = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*)://")
 
 
 def is_url(value: str | os.PathLike[str]) -> bool:
-    """True for ``PROTOCOL://...`` other than ``file://``."""
-    found = _PROTOCOL.match(os.fspath(value))
+    """True for ``PROTOCOL://...`` other than ``file://``, and for fsspec's chained URLs
+    (``simplecache::s3://...``)."""
+    text = os.fspath(value)
+    if "::" in text and "://" in text:
+        return True
+    found = _PROTOCOL.match(text)
     return found is not None and found.group(1).lower() not in ("file", "local")
 
 
 def location(value: str | os.PathLike[str]) -> Location:
-    """A URL as a string without a trailing slash, anything else as a ``Path``."""
+    """A URL as a string without a trailing slash, anything else as a ``Path``.
+
+    Raises:
+        ValueError: a URL with nothing after its protocol (``s3://``).
+    """
     text = os.fspath(value)
     if is_url(text):
+        if not text.rsplit("://", 1)[1].strip("/"):
+            raise ValueError(f"{text!r} names no place; give one, such as s3://bucket/data.zarr")
         return text.rstrip("/")
     if _PROTOCOL.match(text):  # file://PATH
         return Path(text.split("://", 1)[1])
@@ -41,7 +59,7 @@ def location(value: str | os.PathLike[str]) -> Location:
 
 
 def url_filesystem(url: str) -> tuple[Any, str]:
-    """The fsspec filesystem of ``url`` and the path inside it.
+    """The fsspec filesystem of ``url`` and the path inside it (no trailing slash).
 
     Raises:
         ImportError: fsspec, or the protocol's implementation, is not installed; the
@@ -55,20 +73,51 @@ def url_filesystem(url: str) -> tuple[Any, str]:
             "fsspec with the implementation of its protocol"
         ) from error
     try:
-        return url_to_fs(url)
+        fs, root = url_to_fs(url)
     except (ImportError, ValueError) as error:
         raise ImportError(f"{url}: cannot open this protocol ({error})") from error
+    return fs, str(root).rstrip("/")
+
+
+def _listed(url: str, names: list[str], root: str) -> list[str]:
+    """``names`` relative to ``root``, without folder markers (empty or ``.../`` keys that
+    consoles create) and without ``root`` itself, sorted."""
+    relative = (name[len(root) + 1 :] for name in names if name.startswith(root + "/"))
+    return sorted(name for name in relative if name and not name.endswith("/"))
+
+
+def _listing(url: str, call: Any) -> Any:
+    """``call()``, its failures as ``OSError`` naming ``url`` (missing credentials raise
+    botocore's own types, for one)."""
+    try:
+        return call()
+    except (OSError, ImportError):
+        raise
+    except Exception as error:
+        raise OSError(f"{url}: {type(error).__name__}: {error}") from error
 
 
 def url_objects(url: str) -> list[str]:
-    """The keys of every object under ``url``, relative to it, sorted."""
+    """The keys of every object under ``url``, relative to it, sorted (one listing of
+    them all: use ``url_entries`` to look)."""
     fs, root = url_filesystem(url)
-    root = root.rstrip("/")
-    # Every listing this filesystem cached may miss objects written since (by other
-    # processes too): the parent's of a key, which a later read of that key consults.
+    fs.invalidate_cache()  # a key's parent listing, cached earlier, would hide new ones
+    return _listed(url, _listing(url, lambda: fs.find(root)), root)
+
+
+def url_entries(url: str) -> list[str]:
+    """The names directly under ``url`` (objects and common prefixes), sorted: one short
+    listing, which tells whether anything is there."""
+    fs, root = url_filesystem(url)
     fs.invalidate_cache()
-    keys = fs.find(root)
-    return sorted(key[len(root) + 1 :] for key in keys if key.startswith(root + "/"))
+
+    def names() -> list[str]:
+        try:
+            return list(fs.ls(root, detail=False))
+        except FileNotFoundError:
+            return []
+
+    return _listed(url, _listing(url, names), root)
 
 
 def identity(value: str | os.PathLike[str]) -> str:

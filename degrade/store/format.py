@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from ..location import location, url_filesystem, url_objects
+from ..location import location, url_entries, url_filesystem
 from ..names import DEGRADATIONS, TIERS
 
 __all__ = [
@@ -75,7 +75,7 @@ def is_store(path: str | Path) -> bool:
     if attrs.get("format") == FORMAT:
         return True
     if isinstance(where, str):
-        return not attrs and url_objects(where) == ["zarr.json"]
+        return not attrs and url_entries(where) == ["zarr.json"]
     return not attrs and [entry.name for entry in where.iterdir()] == ["zarr.json"]
 
 
@@ -90,13 +90,17 @@ def open_store(path: str | Path, *, require_complete: bool = True) -> Any:
 
     path = location(path)
     if isinstance(path, str):
-        url_filesystem(path)  # ImportError saying what to install, rather than zarr's
+        try:  # what to install, rather than zarr's error
+            url_filesystem(path)
+        except ImportError as error:
+            raise StoreError(str(error)) from error
     elif not path.exists():
         raise StoreError(f"{path}: no such store")
     try:
         group = zarr.open_group(store=str(path), mode="r")
     except Exception as error:  # zarr raises several types for "not a group"
-        raise StoreError(f"{path}: not a Zarr group ({error})") from error
+        what = "no Zarr group could be read there" if isinstance(path, str) else "not a Zarr group"
+        raise StoreError(f"{path}: {what} ({error})") from error
     found = group.attrs.get("format")
     if found != FORMAT:
         raise StoreError(f"{path}: format {found!r} is not {FORMAT!r}")

@@ -9,7 +9,7 @@ missing or unreadable (a full disk, say). The folder goes when the run ends; one
 a killed run of this machine is removed by the next run against the same store. A store
 at a URL has no folder beside it: its photos are kept in a temporary folder of this
 machine (``temporary``), which Dask workers of other machines do not see (they decode
-the photo again).
+the photo again), and which the next such run of this machine removes after a kill.
 """
 
 from __future__ import annotations
@@ -52,27 +52,30 @@ class KeptPhotos:
     def beside(cls, store: Path) -> KeptPhotos | None:
         """Make this process's folder next to ``store`` (after removing stale ones), or
         return ``None`` if it cannot be made: photos are then decoded twice."""
-        prefix = f".{store.name}{_TAG}"
+        return cls._made_in(store.parent, f".{store.name}{_TAG}")
+
+    @classmethod
+    def temporary(cls) -> KeptPhotos | None:
+        """``beside`` for a store with no folder beside it (at a URL): this process's
+        folder ``skyclear.photos-HOST-PID`` in the system's temporary folder."""
+        import tempfile
+
+        return cls._made_in(Path(tempfile.gettempdir()), f"skyclear{_TAG}")
+
+    @classmethod
+    def _made_in(cls, parent: Path, prefix: str) -> KeptPhotos | None:
+        """This process's folder ``PREFIX HOST-PID`` in ``parent``, once the folders of the
+        same prefix left by dead processes of this machine are removed."""
         try:
-            for folder in store.parent.glob(prefix + "*"):
+            for folder in parent.glob(prefix + "*"):
                 host, _, pid = folder.name[len(prefix) :].rpartition("-")
                 if pid.isdigit() and process_is_gone(host, int(pid)):
                     shutil.rmtree(folder, ignore_errors=True)
-            folder = store.parent / f"{prefix}{socket.gethostname()}-{os.getpid()}"
+            folder = parent / f"{prefix}{socket.gethostname()}-{os.getpid()}"
             folder.mkdir(parents=True, exist_ok=True)
         except OSError:
             return None
         return cls(folder)
-
-    @classmethod
-    def temporary(cls) -> KeptPhotos | None:
-        """A new folder under the system's temporary folder (``None`` if it cannot be made)."""
-        import tempfile
-
-        try:
-            return cls(Path(tempfile.mkdtemp(prefix=f"skyclear{_TAG}")))
-        except OSError:
-            return None
 
     def _file(self, relative: str) -> Path:
         return self.folder / (hashlib.sha1(relative.encode()).hexdigest() + ".npz")

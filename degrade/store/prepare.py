@@ -9,17 +9,18 @@ is a skyclear store; any other object under its prefix refuses the command.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 import time
 from dataclasses import asdict
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
-from ..location import Location, url_filesystem, url_objects
+from ..location import Location, url_entries, url_filesystem, url_objects
 from ..names import DEGRADATIONS
 from ..outputs import OutputError, check_apart, check_output
 from .format import FORMAT, StoreError, compressor, is_store
@@ -63,7 +64,11 @@ def _prepare(
     per_source = tiers * variants
     count, total = len(sources), len(sources) * per_source
     codec = compressor()
-    group = zarr.open_group(store=str(path), mode="w", zarr_format=3)
+    # At a URL, "w" would have fsspec remove the prefix recursively, which globs and can
+    # reach past it: the prefix holds nothing of a store already (``_remove``), so only
+    # create there ("w-" would refuse a prefix holding a console's folder marker).
+    mode: Literal["a", "w"] = "a" if isinstance(path, str) else "w"
+    group = zarr.open_group(store=str(path), mode=mode, zarr_format=3)
     group.attrs.update(_attributes(options, sources, skipped))
 
     def array(name: str, shape: tuple[int, ...], chunks: tuple[int, ...], dtype: Any,
@@ -135,7 +140,8 @@ def check_store_path(path: Location, options: BuildOptions) -> None:
         StoreError: the reason; nothing has been touched.
     """
     if isinstance(path, str):
-        if url_objects(path) and not is_store(path):
+        _check_url(path)
+        if not is_store(path) and url_entries(path):
             raise StoreError(
                 f"{path} holds objects that are not a skyclear store; make-cdd11 writes only "
                 "to a prefix with nothing under it or to its own store"
@@ -176,8 +182,27 @@ def _remove(path: Location) -> None:
     shutil.rmtree(path)
 
 
+_WILDCARDS = re.compile(r"[*?\[\]]")
+
+
+def _check_url(url: str) -> None:
+    """Refuse a URL that a removal could carry past its own objects: the root of a bucket,
+    a name with the wildcards fsspec expands, or the key of an object itself."""
+    fs, root = url_filesystem(url)
+    if _WILDCARDS.search(root):
+        raise StoreError(f"{url}: [ ] * ? in a store's name would be read as wildcards; "
+                         "choose a name without them")  # fmt: skip
+    if "/" not in root.strip("/"):
+        raise StoreError(f"{url} is not a key inside a bucket; make the store at one, such as "
+                         f"{url}/data.zarr")  # fmt: skip
+    if fs.isfile(root):
+        raise StoreError(f"{url} is an object that is not a skyclear store; it is left as it is "
+                         "(choose another --out)")  # fmt: skip
+
+
 def _remove_objects(url: str) -> None:
-    """``_remove`` for a store at a URL: its objects, in the same order."""
+    """``_remove`` for a store at a URL: its objects, in the same order, each named by its
+    own key (a name with wildcards is removed alone, never expanded)."""
     import zarr
 
     keys = url_objects(url)
@@ -188,12 +213,15 @@ def _remove_objects(url: str) -> None:
         if "complete" in group.attrs:
             del group.attrs["complete"]
     fs, root = url_filesystem(url)
-    root = root.rstrip("/")
     rest = [f"{root}/{key}" for key in keys if key != "zarr.json"]
-    if rest:
-        fs.rm(rest)
+    literal = [path for path in rest if not _WILDCARDS.search(path)]
+    if literal:
+        fs.rm(literal)  # in batches where the store has them (S3: 1000 keys a request)
+    for path in rest:
+        if _WILDCARDS.search(path):
+            fs.rm_file(path)
     if "zarr.json" in keys:
-        fs.rm(f"{root}/zarr.json")
+        fs.rm_file(f"{root}/zarr.json")
     fs.invalidate_cache()
 
 
@@ -211,7 +239,7 @@ def _check_existing(
     # Checked again here, under the lock: the last look before anything is removed.
     check_store_path(path, options)
     if isinstance(path, str):
-        if not url_objects(path):
+        if not is_store(path):  # then nothing is there: ``check_store_path``
             return False
     elif not path.exists():
         return False
@@ -221,6 +249,23 @@ def _check_existing(
         raise StoreError(f"{path} is an empty folder, not a skyclear store; pass --overwrite to "
                          "make the store there")  # fmt: skip
     attrs = dict(zarr.open_group(store=str(path), mode="r").attrs)
+    return _is_this_command(path, attrs, options, sources, overwrite)
+
+
+def _is_this_command(
+    path: Location,
+    attrs: dict[str, Any],
+    options: BuildOptions,
+    sources: list[str],
+    overwrite: bool,
+) -> bool:
+    """True if ``attrs`` are those of this command's prepared store; False for the empty
+    group or the store of an interrupted preparation, and (with ``overwrite``) for a store
+    of another command.
+
+    Raises:
+        StoreError: a store of another command, without ``overwrite``.
+    """
     if attrs.get("format") != FORMAT:  # the empty group of a preparation killed at once
         return False
     if "complete" not in attrs:  # our own preparation, interrupted: nothing of value inside
@@ -315,10 +360,30 @@ def _prepare_at_url(
             _prepare(url, options, sources, skipped)
         return
     deadline = time.monotonic() + _LOCK_WAIT
-    while not _check_existing(url, options, sources, overwrite):
+    while not _prepared_at(url, options, sources, overwrite):
         if time.monotonic() > deadline:
             raise StoreError(
                 f"{url}: no store prepared by this command after {_LOCK_WAIT:.0f} s; at a URL "
                 "the first shard (--shard 0/N) prepares the store: start it too"
             )
         time.sleep(1.0)
+
+
+def _prepared_at(url: str, options: BuildOptions, sources: list[str], overwrite: bool) -> bool:
+    """Whether a waiting shard finds the store this command's first shard prepares.
+
+    It reads the group's attributes alone: whatever else it finds (nothing yet, a store
+    halfway removed or created, one that ``overwrite`` is about to replace) means "not yet";
+    refusing what is not a store is the first shard's part.
+
+    Raises:
+        StoreError: a store of another command, without ``overwrite`` (which the first
+            shard refuses too).
+    """
+    import zarr
+
+    try:
+        attrs = dict(zarr.open_group(store=url, mode="r").attrs)
+    except Exception:  # nothing there yet, or the group's zarr.json being replaced
+        return False
+    return _is_this_command(url, attrs, options, sources, overwrite)

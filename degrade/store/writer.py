@@ -23,22 +23,49 @@ __all__ = ["Workers", "hwc_uint8", "pending_sources", "single_threaded", "to_uin
 
 def _source_done(params: Any, index: int, per_source: int) -> bool:
     try:
-        rows = params[index * per_source : (index + 1) * per_source]
+        return _rows_done(params[index * per_source : (index + 1) * per_source])
+    except Exception:  # a chunk torn by a kill raises: not done
+        return False
+
+
+def _rows_done(rows: Any) -> bool:
+    """Whether every one of a source's params rows is a JSON object."""
+    try:
         return all(bool(row) and isinstance(json.loads(row), dict) for row in rows)
-    except Exception:  # a chunk torn by a kill reads as garbage or raises: not done
+    except Exception:  # a chunk torn by a kill reads as garbage: not done
         return False
 
 
 def pending_sources(path: Location) -> list[int]:
-    """Indices of the sources whose samples are not all in the store yet."""
+    """Indices of the sources whose samples are not all in the store yet.
+
+    The markers are read ``_MARKERS`` sources at a time, in one call each (which fetches
+    their chunks together: at a URL, one request after another would take minutes for a
+    large store), and a block that cannot be read whole (a chunk torn by a kill) source by
+    source.
+    """
     import zarr
 
     group: Any = zarr.open_group(store=str(path), mode="r")
     per_source = len(group.attrs["tiers"]) * int(group.attrs["variants"])
     params = group["params"]
-    return [
-        i for i in range(len(group.attrs["sources"])) if not _source_done(params, i, per_source)
-    ]
+    count = len(group.attrs["sources"])
+    pending = []
+    for first in range(0, count, _MARKERS):
+        block = range(first, min(first + _MARKERS, count))
+        try:
+            rows = params[first * per_source : block.stop * per_source]
+        except Exception:  # a torn chunk: find which
+            pending += [i for i in block if not _source_done(params, i, per_source)]
+            continue
+        for i in block:
+            start = (i - first) * per_source
+            if not _rows_done(rows[start : start + per_source]):
+                pending.append(i)
+    return pending
+
+
+_MARKERS = 256  # sources whose markers one call reads
 
 
 class _Writer:
@@ -309,7 +336,7 @@ class DaskWorkers:
             # every 10 ms, nor metrics every 0.5 s, nor event loops woken every 20 ms to
             # see if they are blocked; and no memory limit (a task holds no data, returning
             # a count), so no monitor polling each worker 10 times a second. On 2 cores
-            # these took the cluster from 0.85x to 0.91x of the pool's samples/s.
+            # these took the cluster from 0.85x to 0.92x of the pool's samples/s.
             with dask.config.set({
                 "distributed.worker.profile.enabled": False,
                 "distributed.admin.system-monitor.interval": "5s",

@@ -518,3 +518,20 @@ def test_the_depth_prior_is_chosen_and_recorded(src: Path, tmp_path: Path) -> No
     bad = runner.invoke(main, ["make-cdd11", "--src", str(src), "--out", str(tmp_path / "x"),
                                "--depth-prior", "sky"])  # fmt: skip
     assert bad.exit_code == 2 and "--depth-prior" in bad.output
+
+
+def test_pending_sources_reads_markers_in_blocks_and_finds_torn_ones(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from skyclear.degrade.store import writer
+
+    src = tmp_path / "src"
+    write_photos(src, count=5)
+    store = tmp_path / "d.zarr"
+    build(_options(src), store)
+    (store / "params" / "c.1").write_bytes(b"torn by a kill")  # the block fails to decode
+    (store / "params" / "c.3").unlink()  # never written: read as empty rows
+    monkeypatch.setattr(writer, "_MARKERS", 2)
+    assert writer.pending_sources(store) == [1, 3]
+    monkeypatch.setattr(writer, "_MARKERS", 256)
+    assert writer.pending_sources(store) == [1, 3]

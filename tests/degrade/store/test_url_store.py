@@ -90,23 +90,38 @@ def test_urls_are_told_from_paths() -> None:
 
 
 def test_a_store_at_a_url_holds_the_bytes_of_a_local_build(
-    src: Path, tmp_path: Path, bucket: str
+    src: Path, tmp_path: Path, bucket: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    import socket
+    import tempfile
+
     from skyclear.datasets import CDD11Zarr
+    from skyclear.degrade.store import writer
+
+    from .test_build import _dead_pid
 
     build(_options(src), tmp_path / "here.zarr")
+    # Photos are decoded once: kept in this machine's temporary folder, whose folders of
+    # dead runs go; the writers never read a photo.
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    stale = tmp_path / f"skyclear.photos-{socket.gethostname()}-{_dead_pid()}"
+    stale.mkdir()
+
+    def no_decoding(*args: object) -> None:
+        raise AssertionError("a photo was decoded twice")
+
+    monkeypatch.setattr(writer, "read_source", no_decoding)
     url = f"{bucket}/data.zarr"
     summary = build(_options(src), url)
     assert summary.complete and summary.written == 3 * 3 and summary.path == url
     assert _object_digest(url) == _tree_digest(tmp_path / "here.zarr")
+    assert not list(tmp_path.glob("skyclear.photos-*"))  # the stale one and its own
     assert open_store(url).attrs["complete"] is True
     there, here = CDD11Zarr(url, split=None), CDD11Zarr(tmp_path / "here.zarr", split=None)
     assert len(there) == len(here) == 9
     for i in range(len(here)):
         for key in ("degraded", "clean", "masks"):
             assert np.array_equal(there[i][key], here[i][key])
-    # Its photos were kept in a temporary folder of this machine, which is gone.
-    assert not list(Path(__import__("tempfile").gettempdir()).glob("skyclear.photos-*"))
 
 
 def test_forked_loader_workers_read_a_store_at_a_url_the_parent_opened(
@@ -173,6 +188,65 @@ def test_objects_that_are_not_a_store_are_never_replaced(src: Path, bucket: str)
             build(_options(src), f"{bucket}/data.zarr", overwrite=overwrite)
     assert url_objects(f"{bucket}/data.zarr") == ["notes.txt"]
     assert fs.cat(f"{root}/data.zarr/notes.txt") == b"mine"
+
+
+def test_what_a_removal_could_reach_past_the_store_is_refused_and_kept(
+    src: Path, bucket: str
+) -> None:
+    fs, root = url_filesystem(bucket)
+    fs.pipe(f"{root}/data.zarr", b"an object at the store's own key")
+    fs.pipe(f"{root}/run1.zarr/zarr.json", b"{}")
+    for url, overwrite, message in (
+        (f"{bucket}/data.zarr", True, "is an object that is not a skyclear store"),
+        (bucket, True, "not a key inside a bucket"),
+        (f"{bucket}/run[1].zarr", True, "wildcards"),
+    ):
+        with pytest.raises(StoreError, match=message):
+            build(_options(src), url, overwrite=overwrite)
+    assert fs.cat(f"{root}/data.zarr") == b"an object at the store's own key"
+    assert fs.cat(f"{root}/run1.zarr/zarr.json") == b"{}"
+    assert sorted(fs.ls(root, detail=False)) == [f"{root}/data.zarr", f"{root}/run1.zarr"]
+
+
+def test_a_folder_marker_is_nothing_there(src: Path, tmp_path: Path, bucket: str) -> None:
+    import boto3
+
+    name = bucket.split("://")[1]
+    boto3.client("s3").put_object(Bucket=name, Key="data.zarr/", Body=b"")  # consoles do so
+    build(_options(src), f"{bucket}/data.zarr")
+    build(_options(src), tmp_path / "here.zarr")
+    assert _object_digest(f"{bucket}/data.zarr") == _tree_digest(tmp_path / "here.zarr")
+
+
+def test_a_waiting_shard_waits_through_every_state_of_a_replacement(src: Path, bucket: str) -> None:
+    """What a shard waiting for the first one may find at the URL, including a store
+    halfway removed or created: only this command's prepared store lets it go on."""
+    from skyclear.degrade.store.ingest import find_sources
+    from skyclear.degrade.store.prepare import _prepared_at
+
+    url = f"{bucket}/data.zarr"
+    options, other = _options(src), _options(src, tiers=("rain",))
+    sources = find_sources(src, SIZE, map)[0]
+    assert not _prepared_at(url, options, sources, overwrite=True)  # nothing yet
+    build(other, url)
+    assert not _prepared_at(url, options, sources, overwrite=True)  # to be replaced
+    with pytest.raises(StoreError, match="different command"):
+        _prepared_at(url, options, sources, overwrite=False)
+    # Being removed, in its order: ``complete`` first, then every object, zarr.json last.
+    import zarr
+
+    del zarr.open_group(store=url, mode="r+").attrs["complete"]
+    assert not _prepared_at(url, options, sources, overwrite=True)
+    fs, root = url_filesystem(url)
+    fs.rm([f"{root}/{key}" for key in url_objects(url) if key != "zarr.json"])
+    assert not _prepared_at(url, options, sources, overwrite=True)
+    fs.rm_file(f"{root}/zarr.json")
+    assert not _prepared_at(url, options, sources, overwrite=True)
+    # Being created: the group's zarr.json comes first, without attributes.
+    fs.pipe(f"{root}/zarr.json", b'{"zarr_format": 3, "node_type": "group", "attributes": {}}')
+    assert not _prepared_at(url, options, sources, overwrite=True)
+    build(options, url)  # what such a group is taken for: a preparation killed at once
+    assert _prepared_at(url, options, sources, overwrite=False)
 
 
 def test_overwrite_replaces_a_store_of_another_command_whole(
