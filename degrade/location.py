@@ -22,7 +22,6 @@ __all__ = [
     "identity",
     "is_url",
     "location",
-    "url_entries",
     "url_filesystem",
     "url_objects",
 ]
@@ -79,7 +78,7 @@ def url_filesystem(url: str) -> tuple[Any, str]:
     return fs, str(root).rstrip("/")
 
 
-def _listed(url: str, names: list[str], root: str) -> list[str]:
+def _listed(names: list[str], root: str) -> list[str]:
     """``names`` relative to ``root``, without folder markers (empty or ``.../`` keys that
     consoles create) and without ``root`` itself, sorted."""
     relative = (name[len(root) + 1 :] for name in names if name.startswith(root + "/"))
@@ -98,26 +97,10 @@ def _listing(url: str, call: Any) -> Any:
 
 
 def url_objects(url: str) -> list[str]:
-    """The keys of every object under ``url``, relative to it, sorted (one listing of
-    them all: use ``url_entries`` to look)."""
+    """The keys of every object under ``url``, at any depth, relative to it, sorted."""
     fs, root = url_filesystem(url)
     fs.invalidate_cache()  # a key's parent listing, cached earlier, would hide new ones
-    return _listed(url, _listing(url, lambda: fs.find(root)), root)
-
-
-def url_entries(url: str) -> list[str]:
-    """The names directly under ``url`` (objects and common prefixes), sorted: one short
-    listing, which tells whether anything is there."""
-    fs, root = url_filesystem(url)
-    fs.invalidate_cache()
-
-    def names() -> list[str]:
-        try:
-            return list(fs.ls(root, detail=False))
-        except FileNotFoundError:
-            return []
-
-    return _listed(url, _listing(url, names), root)
+    return _listed(_listing(url, lambda: fs.find(root)), root)
 
 
 def identity(value: str | os.PathLike[str]) -> str:

@@ -23,7 +23,7 @@ from .format import StoreError
 from .ingest import Skipped, find_sources
 from .kept import KeptPhotos
 from .options import BuildOptions, sample_seed
-from .prepare import check_store_apart, check_store_path, prepare_once
+from .prepare import check_store_apart, check_store_path, check_store_url, prepare_once
 from .writer import DaskWorkers, Workers, pending_sources
 
 __all__ = [
@@ -118,7 +118,10 @@ def build(
     # while another prepares the store would find it half made here.
     check_store_apart(path, options)
     if isinstance(path, str):  # no lock to wait for: refuse what is there before decoding
-        check_store_path(path, options)
+        if shard[0] == 0:
+            check_store_path(path, options)
+        else:  # the first shard may be preparing it: its look is the one that counts
+            check_store_url(path)
     # A shard would keep every photo but use a few: it decodes its own photos twice.
     if shard[1] != 1:
         keep = None

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from ..location import location, url_entries, url_filesystem
+from ..location import location, url_filesystem, url_objects
 from ..names import DEGRADATIONS, TIERS
 
 __all__ = [
@@ -75,7 +75,7 @@ def is_store(path: str | Path) -> bool:
     if attrs.get("format") == FORMAT:
         return True
     if isinstance(where, str):
-        return not attrs and url_entries(where) == ["zarr.json"]
+        return not attrs and url_objects(where) == ["zarr.json"]
     return not attrs and [entry.name for entry in where.iterdir()] == ["zarr.json"]
 
 

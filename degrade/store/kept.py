@@ -42,6 +42,22 @@ def process_is_gone(host: str, pid: int) -> bool:
     return False
 
 
+def _remove_stale(parent: Path, prefix: str, suffixed: bool) -> None:
+    """Remove the folders ``PREFIX HOST-PID`` (``-RANDOM`` after it when ``suffixed``) in
+    ``parent`` that dead processes of this machine, run by this user, left."""
+    for folder in parent.glob(prefix + "*"):
+        rest = folder.name[len(prefix) :]
+        if suffixed:
+            rest = rest.rpartition("-")[0]
+        host, _, pid = rest.rpartition("-")
+        try:
+            mine = folder.lstat().st_uid == os.getuid() and not folder.is_symlink()
+        except OSError:
+            continue
+        if mine and pid.isdigit() and process_is_gone(host, int(pid)):
+            shutil.rmtree(folder, ignore_errors=True)
+
+
 class KeptPhotos:
     """The folder of one run's fitted photos; picklable, to travel to worker processes."""
 
@@ -52,30 +68,29 @@ class KeptPhotos:
     def beside(cls, store: Path) -> KeptPhotos | None:
         """Make this process's folder next to ``store`` (after removing stale ones), or
         return ``None`` if it cannot be made: photos are then decoded twice."""
-        return cls._made_in(store.parent, f".{store.name}{_TAG}")
-
-    @classmethod
-    def temporary(cls) -> KeptPhotos | None:
-        """``beside`` for a store with no folder beside it (at a URL): this process's
-        folder ``skyclear.photos-HOST-PID`` in the system's temporary folder."""
-        import tempfile
-
-        return cls._made_in(Path(tempfile.gettempdir()), f"skyclear{_TAG}")
-
-    @classmethod
-    def _made_in(cls, parent: Path, prefix: str) -> KeptPhotos | None:
-        """This process's folder ``PREFIX HOST-PID`` in ``parent``, once the folders of the
-        same prefix left by dead processes of this machine are removed."""
+        prefix = f".{store.name}{_TAG}"
         try:
-            for folder in parent.glob(prefix + "*"):
-                host, _, pid = folder.name[len(prefix) :].rpartition("-")
-                if pid.isdigit() and process_is_gone(host, int(pid)):
-                    shutil.rmtree(folder, ignore_errors=True)
-            folder = parent / f"{prefix}{socket.gethostname()}-{os.getpid()}"
+            _remove_stale(store.parent, prefix, suffixed=False)
+            folder = store.parent / f"{prefix}{socket.gethostname()}-{os.getpid()}"
             folder.mkdir(parents=True, exist_ok=True)
         except OSError:
             return None
         return cls(folder)
+
+    @classmethod
+    def temporary(cls) -> KeptPhotos | None:
+        """``beside`` for a store with no folder beside it (at a URL): a new private folder
+        ``skyclear.photos-HOST-PID-RANDOM`` in the system's temporary folder (which other
+        users share: a name known in advance could be theirs first), or ``None``."""
+        import tempfile
+
+        parent, prefix = Path(tempfile.gettempdir()), f"skyclear{_TAG}"
+        try:
+            _remove_stale(parent, prefix, suffixed=True)
+            me = f"{prefix}{socket.gethostname()}-{os.getpid()}-"
+            return cls(Path(tempfile.mkdtemp(prefix=me, dir=parent)))
+        except OSError:
+            return None
 
     def _file(self, relative: str) -> Path:
         return self.folder / (hashlib.sha1(relative.encode()).hexdigest() + ".npz")

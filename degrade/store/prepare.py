@@ -20,7 +20,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from ..location import Location, url_entries, url_filesystem, url_objects
+from ..location import Location, url_filesystem, url_objects
 from ..names import DEGRADATIONS
 from ..outputs import OutputError, check_apart, check_output
 from .format import FORMAT, StoreError, compressor, is_store
@@ -28,7 +28,7 @@ from .ingest import Skipped
 from .kept import process_is_gone
 from .options import BuildOptions, split_of_sources
 
-__all__ = ["check_store_apart", "check_store_path", "prepare_once"]
+__all__ = ["check_store_apart", "check_store_path", "check_store_url", "prepare_once"]
 
 
 def _skyclear_version() -> str:
@@ -140,8 +140,10 @@ def check_store_path(path: Location, options: BuildOptions) -> None:
         StoreError: the reason; nothing has been touched.
     """
     if isinstance(path, str):
-        _check_url(path)
-        if not is_store(path) and url_entries(path):
+        check_store_url(path)
+        # Not a store: then nothing may be under the prefix, at any depth (a listing by
+        # levels misses a key such as data.zarr//notes.txt, which a removal would reach).
+        if not is_store(path) and url_objects(path):
             raise StoreError(
                 f"{path} holds objects that are not a skyclear store; make-cdd11 writes only "
                 "to a prefix with nothing under it or to its own store"
@@ -185,16 +187,20 @@ def _remove(path: Location) -> None:
 _WILDCARDS = re.compile(r"[*?\[\]]")
 
 
-def _check_url(url: str) -> None:
+def check_store_url(url: str) -> None:
     """Refuse a URL that a removal could carry past its own objects: the root of a bucket,
-    a name with the wildcards fsspec expands, or the key of an object itself."""
+    a name with the wildcards fsspec expands, or the key of an object itself.
+
+    Raises:
+        StoreError: the reason; nothing has been touched.
+    """
     fs, root = url_filesystem(url)
     if _WILDCARDS.search(root):
         raise StoreError(f"{url}: [ ] * ? in a store's name would be read as wildcards; "
                          "choose a name without them")  # fmt: skip
     if "/" not in root.strip("/"):
-        raise StoreError(f"{url} is not a key inside a bucket; make the store at one, such as "
-                         f"{url}/data.zarr")  # fmt: skip
+        raise StoreError(f"{url} names no key inside a bucket (or folder); make the store at "
+                         f"one, such as {url}/data.zarr")  # fmt: skip
     if fs.isfile(root):
         raise StoreError(f"{url} is an object that is not a skyclear store; it is left as it is "
                          "(choose another --out)")  # fmt: skip
@@ -205,9 +211,9 @@ def _remove_objects(url: str) -> None:
     own key (a name with wildcards is removed alone, never expanded)."""
     import zarr
 
-    keys = url_objects(url)
-    if not keys:
+    if not is_store(url):  # then nothing is ours to remove (``check_store_path``)
         return
+    keys = url_objects(url)
     if "zarr.json" in keys:
         group = zarr.open_group(store=url, mode="r+")
         if "complete" in group.attrs:

@@ -531,7 +531,16 @@ def test_pending_sources_reads_markers_in_blocks_and_finds_torn_ones(
     build(_options(src), store)
     (store / "params" / "c.1").write_bytes(b"torn by a kill")  # the block fails to decode
     (store / "params" / "c.3").unlink()  # never written: read as empty rows
+    one_by_one: list[int] = []
+    source_done = writer._source_done
+
+    def counted(params: object, index: int, per_source: int) -> bool:
+        one_by_one.append(index)
+        return source_done(params, index, per_source)
+
+    monkeypatch.setattr(writer, "_source_done", counted)
     monkeypatch.setattr(writer, "_MARKERS", 2)
     assert writer.pending_sources(store) == [1, 3]
+    assert one_by_one == [0, 1]  # only the block with the torn chunk, source by source
     monkeypatch.setattr(writer, "_MARKERS", 256)
     assert writer.pending_sources(store) == [1, 3]

@@ -104,7 +104,7 @@ def test_a_store_at_a_url_holds_the_bytes_of_a_local_build(
     # Photos are decoded once: kept in this machine's temporary folder, whose folders of
     # dead runs go; the writers never read a photo.
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
-    stale = tmp_path / f"skyclear.photos-{socket.gethostname()}-{_dead_pid()}"
+    stale = tmp_path / f"skyclear.photos-{socket.gethostname()}-{_dead_pid()}-x1y2z3"
     stale.mkdir()
 
     def no_decoding(*args: object) -> None:
@@ -196,26 +196,32 @@ def test_what_a_removal_could_reach_past_the_store_is_refused_and_kept(
     fs, root = url_filesystem(bucket)
     fs.pipe(f"{root}/data.zarr", b"an object at the store's own key")
     fs.pipe(f"{root}/run1.zarr/zarr.json", b"{}")
+    fs.pipe(f"{root}/deep.zarr//notes.txt", b"a key that a listing by levels hides")
     for url, overwrite, message in (
         (f"{bucket}/data.zarr", True, "is an object that is not a skyclear store"),
-        (bucket, True, "not a key inside a bucket"),
+        (f"{bucket}/deep.zarr", True, "holds objects that are not a skyclear store"),
+        (bucket, True, "names no key inside a bucket"),
         (f"{bucket}/run[1].zarr", True, "wildcards"),
     ):
         with pytest.raises(StoreError, match=message):
             build(_options(src), url, overwrite=overwrite)
     assert fs.cat(f"{root}/data.zarr") == b"an object at the store's own key"
     assert fs.cat(f"{root}/run1.zarr/zarr.json") == b"{}"
-    assert sorted(fs.ls(root, detail=False)) == [f"{root}/data.zarr", f"{root}/run1.zarr"]
+    assert fs.cat(f"{root}/deep.zarr//notes.txt") == b"a key that a listing by levels hides"
+    assert url_objects(bucket) == ["data.zarr", "deep.zarr//notes.txt", "run1.zarr/zarr.json"]
 
 
 def test_a_folder_marker_is_nothing_there(src: Path, tmp_path: Path, bucket: str) -> None:
     import boto3
 
     name = bucket.split("://")[1]
-    boto3.client("s3").put_object(Bucket=name, Key="data.zarr/", Body=b"")  # consoles do so
+    client = boto3.client("s3")
+    client.put_object(Bucket=name, Key="data.zarr/", Body=b"")  # consoles do so
     build(_options(src), f"{bucket}/data.zarr")
     build(_options(src), tmp_path / "here.zarr")
     assert _object_digest(f"{bucket}/data.zarr") == _tree_digest(tmp_path / "here.zarr")
+    keys = [item["Key"] for item in client.list_objects_v2(Bucket=name)["Contents"]]
+    assert "data.zarr/" in keys  # not the command's: left where it was
 
 
 def test_a_waiting_shard_waits_through_every_state_of_a_replacement(src: Path, bucket: str) -> None:
@@ -292,6 +298,8 @@ def test_the_commands_take_a_url(src: Path, tmp_path: Path, bucket: str) -> None
     result = runner.invoke(main, ["make-cdd11", "--src", str(src), "--out", "nosuch://b/d.zarr",
                                   "--size", str(SIZE)])  # fmt: skip
     assert result.exit_code == 1 and "cannot open this protocol" in result.output, result.output
+    result = runner.invoke(main, ["make-cdd11", "--src", str(src), "--out", "s3://"])
+    assert result.exit_code == 2 and "names no place" in result.output, result.output
     assert url_objects(f"{bucket}/d.h5") == []
 
 
