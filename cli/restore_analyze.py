@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from ._params import PathOrURL
 from ._restore_options import load_restorer, weights_option
 
 if TYPE_CHECKING:
@@ -40,7 +41,7 @@ _SHEET_ROWS = 24  # photos per contact sheet
 @click.option(
     "--calibrate-on",
     "calibrate_on",
-    type=click.Path(exists=True, path_type=Path),
+    type=PathOrURL(exists=True),
     help="A store (or any --data of restore train) to calibrate the unusual-photo flag on: "
     "feature statistics of its train split, the threshold at --quantile of its test split. "
     "Writes OUT/calibration.json for later runs (--calibration).",
@@ -76,7 +77,7 @@ def analyze(
     photos: tuple[Path, ...],
     ckpt: Path,
     out: Path,
-    calibrate_on: Path | None,
+    calibrate_on: Path | str | None,
     calibration: Path | None,
     quantile: float,
     calibration_images: int,
@@ -145,7 +146,7 @@ def analyze(
 
 
 def _calibrate(
-    restorer: Restorer, data: Path, digest: str, quantile: float, most: int
+    restorer: Restorer, data: Path | str, digest: str, quantile: float, most: int
 ) -> Calibration:
     from skyclear.restore.analysis import calibrate, spread
     from skyclear.restore.data import open_dataset
@@ -176,6 +177,7 @@ def _analyse_all(
         contact_sheet,
         pages,
         save_maps,
+        sheet_row,
         thumbnail,
     )
     from skyclear.restore.batch import find_photos
@@ -188,7 +190,9 @@ def _analyse_all(
         found += [(path, path.relative_to(root).as_posix()) for path in find_photos(source, out)]
     if not found:
         raise click.UsageError("no photos among the PHOTOS given")
-    records, analyses, thumbnails, failed = [], [], [], 0
+    # Per photo, only its record and its contact-sheet row are kept (its maps are written
+    # and let go): a folder of thousands of photos fits in memory.
+    records, rows, flagged, failed = [], [], 0, 0
     claimed: dict[str, str] = {}
     bar = tqdm(found, desc="analysing", unit=" photos", file=sys.stderr,
                disable=len(found) < 2, dynamic_ncols=True)  # fmt: skip
@@ -212,17 +216,16 @@ def _analyse_all(
         analysis = analyse(restorer, name, photo.image, calibration)
         save_maps(out / maps_file, analysis.maps, analysis.weights)
         records.append(analysis.record(maps_file))
-        analyses.append(analysis)
-        thumbnails.append(thumbnail(photo.image))
+        rows.append(sheet_row(analysis, thumbnail(photo.image)))
+        flagged += bool(analysis.unusual)
         bar.write(_line(analysis))
     (out / ANALYSIS_FILE).write_text("".join(json.dumps(record) + "\n" for record in records))
-    sheets = list(pages(list(range(len(analyses))), _SHEET_ROWS))
+    sheets = list(pages(rows, _SHEET_ROWS))
     for number, page in enumerate(sheets, start=1):
-        sheet = contact_sheet([analyses[i] for i in page], [thumbnails[i] for i in page])
-        save_png(out / ("contact.png" if len(sheets) == 1 else f"contact-{number:02d}.png"), sheet)
-    flagged = sum(bool(analysis.unusual) for analysis in analyses)
+        name = "contact.png" if len(sheets) == 1 else f"contact-{number:02d}.png"
+        save_png(out / name, contact_sheet(page))
     click.echo(
-        f"analysed {len(analyses)} of {len(found)} photos into {out}; {failed} failed"
+        f"analysed {len(records)} of {len(found)} photos into {out}; {failed} failed"
         + (f"; {flagged} unusual" if calibration is not None else "")
     )
     return failed

@@ -55,6 +55,7 @@ __all__ = [
     "calibrate",
     "contact_sheet",
     "save_maps",
+    "sheet_row",
     "spread",
 ]
 
@@ -230,21 +231,24 @@ def save_maps(
     save_png(path, maps_strip(maps, weights), None, text)
 
 
-def contact_sheet(
-    analyses: list[Analysis], thumbnails: list[NDArray[np.uint8]]
-) -> NDArray[np.uint8]:
-    """A grid: per photo its thumbnail and its four coloured maps, the row titled with the
-    photo's name and its flag."""
-    rows, titles = [], []
-    for analysis, thumbnail in zip(analyses, thumbnails, strict=True):
-        size = thumbnail.shape[:2]
-        maps = torch.nn.functional.interpolate(analysis.maps[None].float(), size=size,
-                                               mode="area")[0]  # fmt: skip
-        rows.append([thumbnail, *coloured_maps(maps)])
-        flag = "" if analysis.unusual is None else ("UNUSUAL" if analysis.unusual else "ok")
-        titles.append(_short(Path(analysis.name).name, 15) + "\n" + flag)
+SheetRow = tuple[list[NDArray[np.uint8]], str]  # a contact sheet's pictures and title
+
+
+def sheet_row(analysis: Analysis, thumbnail: NDArray[np.uint8]) -> SheetRow:
+    """A photo's row of a contact sheet: its thumbnail and its four coloured maps at the
+    thumbnail's size, titled with the photo's name and its flag (a few hundred KB, where
+    the photo's maps are its full size)."""
+    size = thumbnail.shape[:2]
+    maps = torch.nn.functional.interpolate(analysis.maps[None].float(), size=size,
+                                           mode="area")[0]  # fmt: skip
+    flag = "" if analysis.unusual is None else ("UNUSUAL" if analysis.unusual else "ok")
+    return [thumbnail, *coloured_maps(maps)], _short(Path(analysis.name).name, 15) + "\n" + flag
+
+
+def contact_sheet(rows: list[SheetRow]) -> NDArray[np.uint8]:
+    """A grid of photos' ``sheet_row``s under the columns photo, low, haze, rain, snow."""
     columns = ["photo", *(f"{name}" for name in DEGRADATIONS)]
-    return image_grid(rows, columns, row_titles=titles)
+    return image_grid([row for row, _ in rows], columns, row_titles=[title for _, title in rows])
 
 
 def thumbnail(image: Tensor) -> NDArray[np.uint8]:

@@ -119,3 +119,37 @@ def test_two_photos_sharing_a_maps_file_and_models_without_maps(
                      "ema": weights}, image_routed)  # fmt: skip
     code, output = _invoke(photos / "a.png", "--ckpt", image_routed, "--out", tmp_path / "o")
     assert code == 2 and "no per-pixel parser maps" in output
+
+
+def test_each_photo_s_maps_are_let_go_once_written(
+    photos: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Only a photo's record and its small contact-sheet row outlive it: by the time the
+    sheets are drawn, no photo's full-size maps are held (a folder of thousands fits)."""
+    import gc
+    import weakref
+
+    from skyclear.restore import analysis as module
+
+    held: list[weakref.ref[torch.Tensor]] = []
+    analyse = module.analyse
+
+    def tracked(*args: object, **kwargs: object) -> module.Analysis:
+        result = analyse(*args, **kwargs)  # type: ignore[arg-type]
+        held.append(weakref.ref(result.maps))
+        return result
+
+    def sheet(rows: list[module.SheetRow]) -> np.ndarray:
+        gc.collect()
+        alive = [ref for ref in held[:-1] if ref() is not None]  # the loop's last may stay
+        assert not alive, f"{len(alive)} photos' maps still held when drawing the sheets"
+        return contact_sheet(rows)
+
+    contact_sheet = module.contact_sheet
+    monkeypatch.setattr(module, "analyse", tracked)
+    monkeypatch.setattr(module, "contact_sheet", sheet)
+    for index in range(3):
+        Image.fromarray(np.full((20, 20, 3), 40 * index, np.uint8)).save(photos / f"c{index}.png")
+    code, output = _invoke(photos, "--ckpt", _checkpoint(tmp_path), "--out", tmp_path / "out")
+    assert code == 1 and "analysed 5 of 6 photos" in output, output  # the broken one
+    assert len(held) == 5 and (tmp_path / "out" / "contact.png").is_file()
