@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,6 +22,8 @@ if TYPE_CHECKING:
 __all__ = ["analyze"]
 
 _SHEET_ROWS = 24  # photos per contact sheet
+_SHEET_MARK = ("skyclear.analysis", "contact sheet")  # a tEXt chunk of every sheet written
+_SHEET_NAME = re.compile(r"contact(-\d{2,})?\.png")
 
 
 @click.command(name="analyze", context_settings={"help_option_names": ["-h", "--help"]})
@@ -221,14 +224,34 @@ def _analyse_all(
         bar.write(_line(analysis))
     (out / ANALYSIS_FILE).write_text("".join(json.dumps(record) + "\n" for record in records))
     sheets = list(pages(rows, _SHEET_ROWS))
+    written = set()
     for number, page in enumerate(sheets, start=1):
         name = "contact.png" if len(sheets) == 1 else f"contact-{number:02d}.png"
-        save_png(out / name, contact_sheet(page))
+        save_png(out / name, contact_sheet(page), None, dict([_SHEET_MARK]))
+        written.add(name)
+    # The sheets of an earlier, longer analysis would pass for this one's: those that
+    # carry the mark go; anything else of the name stays.
+    for path in sorted(out.iterdir()):
+        if path.name not in written and _SHEET_NAME.fullmatch(path.name) and _is_sheet(path):
+            path.unlink()
     click.echo(
         f"analysed {len(records)} of {len(found)} photos into {out}; {failed} failed"
         + (f"; {flagged} unusual" if calibration is not None else "")
     )
     return failed
+
+
+def _is_sheet(path: Path) -> bool:
+    """Whether ``path`` is a contact sheet that an analysis wrote (its tEXt mark)."""
+    from PIL import Image, UnidentifiedImageError
+
+    if path.is_symlink() or not path.is_file():
+        return False
+    try:
+        with Image.open(path) as opened:
+            return opened.format == "PNG" and opened.info.get(_SHEET_MARK[0]) == _SHEET_MARK[1]
+    except (OSError, UnidentifiedImageError, ValueError):
+        return False
 
 
 def _line(analysis: Analysis) -> str:

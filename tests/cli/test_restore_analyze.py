@@ -153,3 +153,21 @@ def test_each_photo_s_maps_are_let_go_once_written(
     code, output = _invoke(photos, "--ckpt", _checkpoint(tmp_path), "--out", tmp_path / "out")
     assert code == 1 and "analysed 5 of 6 photos" in output, output  # the broken one
     assert len(held) == 5 and (tmp_path / "out" / "contact.png").is_file()
+
+
+def test_the_sheets_of_an_earlier_longer_analysis_go_and_others_stay(
+    photos: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from skyclear.cli import restore_analyze
+
+    monkeypatch.setattr(restore_analyze, "_SHEET_ROWS", 1)
+    ckpt, out = _checkpoint(tmp_path), tmp_path / "out"
+    _invoke(photos, "--ckpt", ckpt, "--out", out)  # two photos: two pages
+    assert sorted(path.name for path in out.glob("contact*")) == [
+        "contact-01.png",
+        "contact-02.png",
+    ]
+    Image.fromarray(np.zeros((4, 4, 3), np.uint8)).save(out / "contact-07.png")  # not a sheet
+    code, _ = _invoke(photos / "a.png", "--ckpt", ckpt, "--out", out)
+    assert code == 0
+    assert sorted(path.name for path in out.glob("contact*")) == ["contact-07.png", "contact.png"]
