@@ -325,3 +325,7 @@ def test_training_and_evaluation_read_a_store_at_a_url(
                                           "--out", str(tmp_path / "eval")])  # fmt: skip
     assert result.exit_code == 0, result.output
     assert (tmp_path / "eval" / "eval.json").is_file()
+    result = CliRunner().invoke(restore, ["compare", str(tmp_path / "run"), "--data", url,
+                                          "--out", str(tmp_path / "compare")])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "not on the compared store" not in result.output  # the URL names its store
