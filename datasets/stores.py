@@ -140,21 +140,31 @@ class _StoreDataset(Dataset[Sample]):
         i = int(self._source_of[m])
         rows, cols = self.crop.window(self.size, self.size)
         tier = self.tiers[int(self._tier_of[m])]
+        # A partial target replays the whole clean photo: read it once for both.
+        everything = slice(None)
+        whole = None if self.removal is None else self._clean(i, everything, everything)
         sample = make_sample(
             self._read("degraded", m, (rows, cols)),
-            self._clean(i, rows, cols),
+            self._clean(i, rows, cols) if whole is None else whole[rows, cols],
             self._read("masks", m, (slice(None), rows, cols)),
             tier,
             self.uint8,
         )
-        if self.removal is not None:
-            self._add_target(sample, m, i, tier, (rows, cols))
+        if whole is not None:
+            self._add_target(sample, m, i, whole, tier, (rows, cols))
         return sample
 
     def _add_target(
-        self, sample: Sample, m: int, source: int, tier: str, window: tuple[slice, slice]
+        self,
+        sample: Sample,
+        m: int,
+        source: int,
+        photo: np.ndarray,
+        tier: str,
+        window: tuple[slice, slice],
     ) -> None:
-        """``target`` and ``remove`` of sample row ``m`` (``datasets.partial``)."""
+        """``target`` and ``remove`` of sample row ``m`` of clean ``photo`` (whole),
+        ``datasets.partial``."""
         present = parse_tier(tier)
         removed, vector = self.removal.choose(present)  # type: ignore[union-attr]
         sample["remove"] = vector
@@ -170,8 +180,7 @@ class _StoreDataset(Dataset[Sample]):
                                      attrs.get("depth_prior", "flat"), attrs["order"])  # fmt: skip
         rows = self._rows()
         _, params, depth_source = record_params(rows["params"][m])
-        everything = slice(None)
-        clean = from_numpy(self._clean(source, everything, everything))
+        clean = from_numpy(photo)
         depth = None
         if depth_source != "prior" and "depth" in rows:
             depth = torch.from_numpy(np.asarray(rows["depth"][source], np.float32))[None, None]

@@ -105,3 +105,22 @@ def test_a_store_from_before_the_distance_parameter_still_replays() -> None:
                        "nonuniformity": 0.0, "seed": 3}}})  # fmt: skip
     _, params, source = record_params(text)
     assert "distance" in params["haze"] and source == "prior"
+
+
+def test_a_partial_target_reads_the_clean_photo_once(
+    store: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without the clean cache (its budget spent), a sample with a partial target reads
+    its clean photo's chunk once, as a sample without one does."""
+    dataset = CDD11Zarr(store, split=None, crop=16, tiers=("low_haze_rain",), clean_cache_mb=0,
+                        removal=Removal(remove=frozenset({"haze"})))  # fmt: skip
+    reads: list[str] = []
+    read = dataset._read
+
+    def counted(name: str, index: int, window: tuple[slice, ...]) -> np.ndarray:
+        reads.append(name)
+        return read(name, index, window)
+
+    monkeypatch.setattr(dataset, "_read", counted)
+    sample = dataset[0]
+    assert reads.count("clean") == 1 and "target" in sample
