@@ -4,7 +4,8 @@
 against ``--workers 2`` (skyclear's spawned pool), the same photos, 512 px, all 11 tiers,
 in alternation (``--rounds`` each): samples/s as the command reports it (synthesis and
 writing, after ingest), the wall time of the whole command (cluster start included) and
-the ratio of Dask's rate to the pool's. Target: Dask within 10 % of the pool.
+the ratio of Dask's rate to the pool's (of the means, and the median of the ratios within
+each round's pair). Target: Dask within 10 % of the pool.
 
 Usage::
 
@@ -50,6 +51,12 @@ def main() -> None:
         peak = max(peak for _, _, peak in runs)
         ratio = statistics.mean(rate for rate, _, _ in runs) / base
         print(f"| `{way}` | {rates} | {walls} | {peak:.0f} | {ratio:.2f}x |")
+    # Each round's pair ran back to back: the ratio within a pair is what the VM's slower
+    # and faster periods change least.
+    pairs = [dask / pool for (dask, _, _), (pool, _, _) in
+             zip(results["--scheduler local:2"], results["--workers 2"], strict=True)]  # fmt: skip
+    print(f"\nper round, local:2 / --workers 2: {', '.join(f'{r:.2f}' for r in pairs)}; "
+          f"median {statistics.median(pairs):.2f}x")  # fmt: skip
 
 
 if __name__ == "__main__":
