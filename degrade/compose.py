@@ -271,8 +271,7 @@ class Composite:
             op_params = check_params(params[name], op.param_names, batch, type(op).__name__)
             if name == "haze":
                 image, mask = op.apply_linear(image, op_params, depth=depth)
-                airlight = srgb_to_linear(op_params["airlight"].to(image.device, image.dtype))
-                medium = Medium(op_params["beta"], airlight)
+                medium = _medium(op_params["beta"], op_params["airlight"], image)
             elif name in ("rain", "snow") and self.order == "physical":
                 image, mask = op.apply_linear(image, op_params, medium=medium, depth=scene)
             else:
@@ -345,9 +344,8 @@ class Composite:
                     medium = None
                     if rows_list[0] in hazy:
                         at = torch.tensor([hazy.index(i) for i in rows_list])
-                        airlight = haze_params["airlight"][at].to(device, non_blocking=True)
-                        medium = Medium(haze_params["beta"][at].to(device, non_blocking=True),
-                                        srgb_to_linear(airlight.to(image.dtype)))  # fmt: skip
+                        medium = _medium(haze_params["beta"][at], haze_params["airlight"][at],
+                                         image)  # fmt: skip
                     own_scene = None if scene is None else scene.index_select(0, rows)
                     out, mask = self.operator(name).apply_linear(
                         part, moved(own), medium=medium, depth=own_scene
@@ -357,6 +355,13 @@ class Composite:
                 image.index_copy_(0, rows, out.to(image.dtype))
                 masks[:, DEGRADATIONS.index(name)].index_copy_(0, rows, mask[:, 0].to(image.dtype))
         return image, masks
+
+
+def _medium(beta: Tensor, airlight: Tensor, like: Tensor) -> Medium:
+    """The haze that particles are seen through: its ``beta`` and its sRGB ``airlight`` in
+    linear light, on ``like``'s device (and dtype, for the airlight)."""
+    airlight = airlight.to(like.device, like.dtype, non_blocking=True)
+    return Medium(beta.to(like.device, non_blocking=True), srgb_to_linear(airlight))
 
 
 def _single_or_double(x: Tensor) -> Tensor:
