@@ -22,7 +22,11 @@ if TYPE_CHECKING:
 __all__ = ["analyze"]
 
 _SHEET_ROWS = 24  # photos per contact sheet
-_SHEET_MARK = ("skyclear.analysis", "contact sheet")  # a tEXt chunk of every sheet written
+# A tEXt chunk of every contact sheet and every maps file written: what a later analysis
+# into the same folder may replace.
+_MARK = "skyclear.analysis"
+_SHEET_MARK = (_MARK, "contact sheet")
+_MAPS_MARK = (_MARK, "maps")
 _SHEET_NAME = re.compile(r"contact(-\d{2,})?\.png")
 
 
@@ -39,7 +43,8 @@ _SHEET_NAME = re.compile(r"contact(-\d{2,})?\.png")
     required=True,
     type=click.Path(file_okay=False, path_type=Path),
     help="Folder for analysis.jsonl, the maps (STEM_maps.png) and contact sheets "
-    "(contact.png): new, empty or an earlier analysis's, whose files are replaced.",
+    "(contact.png): new, empty or an earlier analysis's, whose files are replaced (its "
+    "maps and sheets that this run does not write are removed; nothing else is).",
 )
 @click.option(
     "--calibrate-on",
@@ -217,11 +222,15 @@ def _analyse_all(
         for note in photo.notes:
             bar.write(note, file=sys.stderr)
         analysis = analyse(restorer, name, photo.image, calibration)
-        save_maps(out / maps_file, analysis.maps, analysis.weights)
+        save_maps(out / maps_file, analysis.maps, analysis.weights, dict([_MAPS_MARK]))
         records.append(analysis.record(maps_file))
         rows.append(sheet_row(analysis, thumbnail(photo.image)))
         flagged += bool(analysis.unusual)
         bar.write(_line(analysis))
+    # The maps an earlier analysis listed and this one did not write would pass for this
+    # one's: those that carry the mark go (read before its list is replaced).
+    for path in _earlier_maps(out, {record["maps"] for record in records}):
+        path.unlink()
     (out / ANALYSIS_FILE).write_text("".join(json.dumps(record) + "\n" for record in records))
     sheets = list(pages(rows, _SHEET_ROWS))
     written = set()
@@ -232,7 +241,8 @@ def _analyse_all(
     # The sheets of an earlier, longer analysis would pass for this one's: those that
     # carry the mark go; anything else of the name stays.
     for path in sorted(out.iterdir()):
-        if path.name not in written and _SHEET_NAME.fullmatch(path.name) and _is_sheet(path):
+        if (path.name not in written and _SHEET_NAME.fullmatch(path.name)
+                and _is_marked(path, _SHEET_MARK)):  # fmt: skip
             path.unlink()
     click.echo(
         f"analysed {len(records)} of {len(found)} photos into {out}; {failed} failed"
@@ -241,15 +251,39 @@ def _analyse_all(
     return failed
 
 
-def _is_sheet(path: Path) -> bool:
-    """Whether ``path`` is a contact sheet that an analysis wrote (its tEXt mark)."""
+def _earlier_maps(out: Path, written: set[str]) -> list[Path]:
+    """The maps files that the analysis in ``out`` before this one listed, that this one
+    did not write (``written``: names relative to ``out``), and that carry an analysis's
+    mark; none where there was no earlier analysis or its list cannot be read."""
+    from skyclear.restore.analysis import ANALYSIS_FILE
+
+    try:
+        lines = (out / ANALYSIS_FILE).read_text().splitlines()
+        listed = {json.loads(line).get("maps") for line in lines if line.strip()}
+    except (OSError, UnicodeDecodeError, ValueError, AttributeError):
+        return []
+    earlier = []
+    for name in sorted(name for name in listed if isinstance(name, str)):
+        path = out / name
+        # Only names of the form an analysis gives, inside --out (no folder linked
+        # elsewhere on the way): a list edited by hand cannot point outside it.
+        if (name in written or not name.endswith("_maps.png") or Path(name).is_absolute()
+                or ".." in Path(name).parts):  # fmt: skip
+            continue
+        if path.resolve().is_relative_to(out.resolve()) and _is_marked(path, _MAPS_MARK):
+            earlier.append(path)
+    return earlier
+
+
+def _is_marked(path: Path, mark: tuple[str, str]) -> bool:
+    """Whether ``path`` is a PNG that an analysis wrote: it carries its tEXt ``mark``."""
     from PIL import Image, UnidentifiedImageError
 
     if path.is_symlink() or not path.is_file():
         return False
     try:
         with Image.open(path) as opened:
-            return opened.format == "PNG" and opened.info.get(_SHEET_MARK[0]) == _SHEET_MARK[1]
+            return opened.format == "PNG" and opened.info.get(mark[0]) == mark[1]
     except (OSError, UnidentifiedImageError, ValueError):
         return False
 

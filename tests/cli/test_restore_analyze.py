@@ -171,3 +171,25 @@ def test_the_sheets_of_an_earlier_longer_analysis_go_and_others_stay(
     code, _ = _invoke(photos / "a.png", "--ckpt", ckpt, "--out", out)
     assert code == 0
     assert sorted(path.name for path in out.glob("contact*")) == ["contact-07.png", "contact.png"]
+
+
+def test_the_maps_an_earlier_analysis_listed_go_once_this_one_does_not_write_them(
+    photos: Path, tmp_path: Path
+) -> None:
+    ckpt, out = _checkpoint(tmp_path), tmp_path / "out"
+    _invoke(photos, "--ckpt", ckpt, "--out", out)
+    assert (out / "a_maps.png").is_file() and (out / "sub" / "b_maps.png").is_file()
+    # Files of such names that no analysis wrote stay, listed or not.
+    Image.fromarray(np.zeros((4, 4, 3), np.uint8)).save(out / "c_maps.png")
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    (outside / "d_maps.png").write_bytes((out / "a_maps.png").read_bytes())  # marked
+    with (out / "analysis.jsonl").open("a") as listing:
+        for name in ("c_maps.png", "../elsewhere/d_maps.png", str(outside / "d_maps.png")):
+            listing.write(json.dumps({"photo": name, "maps": name}) + "\n")
+    code, output = _invoke(photos / "a.png", "--ckpt", ckpt, "--out", out)
+    assert code == 0, output
+    assert (out / "a_maps.png").is_file() and not (out / "sub" / "b_maps.png").exists()
+    assert (out / "c_maps.png").is_file() and (outside / "d_maps.png").is_file()
+    records = [json.loads(line) for line in (out / "analysis.jsonl").read_text().splitlines()]
+    assert [record["maps"] for record in records] == ["a_maps.png"]
