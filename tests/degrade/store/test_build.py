@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import hashlib
 import json
 import os
@@ -544,3 +546,38 @@ def test_pending_sources_reads_markers_in_blocks_and_finds_torn_ones(
     assert one_by_one == [0, 1]  # only the block with the torn chunk, source by source
     monkeypatch.setattr(writer, "_MARKERS", 256)
     assert writer.pending_sources(store) == [1, 3]
+
+
+_ARENA_PROBE = """
+import ctypes, ctypes.util, os, sys, threading
+import numpy as np
+from skyclear.degrade.store.writer import _one_thread_kept_heap
+if sys.argv[1] == "set-up":
+    _one_thread_kept_heap()
+libc = ctypes.CDLL(ctypes.util.find_library("c"))
+libc.malloc_stats()
+def work():  # as a Dask worker's task thread does: image-sized blocks, freed
+    for _ in range(5):
+        block = np.ones(2**22)
+        del block
+thread = threading.Thread(target=work)
+thread.start()
+thread.join()
+os.write(2, b"after\\n")
+libc.malloc_stats()
+"""
+
+
+@pytest.mark.skipif(
+    not hasattr(ctypes.CDLL(ctypes.util.find_library("c")), "malloc_stats"), reason="not glibc"
+)
+@pytest.mark.parametrize("setup", ["set-up", "as-is"])
+def test_a_worker_allocates_from_the_one_kept_heap_in_any_thread(setup: str) -> None:
+    # A thread arena's heaps are given back to the kernel once free, whatever the trim
+    # threshold: a Dask worker, which runs tasks in a thread, page-faulted twice as often
+    # as a pool worker until every thread used the main arena.
+    probe = subprocess.run([sys.executable, "-c", _ARENA_PROBE, setup], capture_output=True,
+                           text=True, check=True)  # fmt: skip
+    before, after = probe.stderr.split("after\n")
+    arenas_made = after.count("Arena ") - before.count("Arena ")
+    assert arenas_made == (0 if setup == "set-up" else 1), probe.stderr
