@@ -29,6 +29,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 from PIL import Image
@@ -81,13 +82,21 @@ def _tree_rss_kib(pid: int) -> int:
     return total
 
 
-def run_make_cdd11(
-    src: Path, out: Path, workers: int, extra: tuple[str, ...] = ()
-) -> tuple[float, float, float]:
-    """Run the command on a fresh store; return (samples/s it reports, wall seconds, peak
-    tree RSS in MiB). A store left by an earlier run is removed first: the same command
-    against a complete store has nothing to do. ``extra``: more arguments (then
-    ``workers`` is not passed)."""
+class Run(NamedTuple):
+    """One make-cdd11 run: the samples/s it reports over the whole run and once
+    synthesising (its workers started, the photos ingested), wall seconds of the whole
+    command, peak RSS of its process tree in MiB."""
+
+    rate: float
+    synthesis_rate: float
+    wall: float
+    peak: float
+
+
+def run_make_cdd11(src: Path, out: Path, workers: int, extra: tuple[str, ...] = ()) -> Run:
+    """Run the command on a fresh store. A store left by an earlier run is removed first:
+    the same command against a complete store has nothing to do. ``extra``: more
+    arguments (then ``workers`` is not passed)."""
     shutil.rmtree(out, ignore_errors=True)
     degrade = Path(sys.executable).with_name("degrade")
     parallel = list(extra) if extra else ["--workers", str(workers)]
@@ -112,8 +121,10 @@ def run_make_cdd11(
     wall = time.perf_counter() - start
     if process.returncode != 0:
         raise RuntimeError(f"make-cdd11 failed: {output}")
-    rate = float(re.search(r"\(([\d.]+) samples/s\)", output).group(1))  # type: ignore[union-attr]
-    return rate, wall, peak / 1024
+    found = re.search(r"\(([\d.]+) samples/s; synthesis [\d.]+ s, ([\d.]+) samples/s\)", output)
+    if found is None:
+        raise RuntimeError(f"no rate in make-cdd11's output: {output}")
+    return Run(float(found.group(1)), float(found.group(2)), wall, peak / 1024)
 
 
 def _single_thread_worker(_: int) -> None:
@@ -165,7 +176,7 @@ def main() -> None:
         if not src.exists():
             make_photos(src, count)
         store = workdir / f"store_{count}.zarr"
-        rate, wall, peak = run_make_cdd11(src, store, args.workers)
+        rate, _, wall, peak = run_make_cdd11(src, store, args.workers)
         stores[count] = store
         met = "yes" if rate >= TARGET_SYNTHESIS else "no"
         label = f"make-cdd11, {count} photos ({count * 11} samples)"

@@ -454,7 +454,9 @@ def make_cdd11(
     click.echo(
         f"{out}: {summary.samples} samples from {summary.sources} photos, {state}; "
         f"{summary.written} written this run in {summary.seconds:.1f} s "
-        f"({summary.samples_per_second:.1f} samples/s); {len(summary.skipped)} files skipped"
+        f"({summary.samples_per_second:.1f} samples/s; synthesis "
+        f"{summary.synthesis_seconds:.1f} s, {summary.synthesis_samples_per_second:.1f} "
+        f"samples/s); {len(summary.skipped)} files skipped"
     )
 
 

@@ -60,12 +60,20 @@ class BuildSummary:
     samples: int
     written: int
     skipped: list[Skipped] = field(default_factory=list)
-    seconds: float = 0.0
+    seconds: float = 0.0  # the whole run
     complete: bool = False
+    synthesis_seconds: float = 0.0  # synthesis and writing only, the workers started
 
     @property
     def samples_per_second(self) -> float:
+        """Over the whole run: workers' start, ingest and completion included."""
         return self.written / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def synthesis_samples_per_second(self) -> float:
+        """Once the workers are started and the photos ingested: the rate a longer run
+        tends to, its start a fixed cost."""
+        return self.written / self.synthesis_seconds if self.synthesis_seconds > 0 else 0.0
 
 
 def build(
@@ -139,11 +147,12 @@ def build(
             mine = [i for i in pending_sources(path) if i % shard[1] == shard[0]]
             per_source = len(options.tiers) * options.variants
             advance = progress("samples", len(mine) * per_source) if progress else None
-            written = 0
+            written, synthesis = 0, time.perf_counter()
             for count in pool.write(path, options, mine, keep):
                 written += count
                 if advance:
                     advance(count)
+            synthesis = time.perf_counter() - synthesis
     finally:
         if keep is not None:
             keep.remove()
@@ -167,4 +176,5 @@ def build(
         skipped=skipped,
         seconds=time.perf_counter() - start,
         complete=complete,
+        synthesis_seconds=synthesis,
     )

@@ -7,6 +7,7 @@ import ctypes.util
 import hashlib
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -51,6 +52,7 @@ def _options(src: Path, **changes: object) -> BuildOptions:
 def test_schema(src: Path, tmp_path: Path) -> None:
     summary = build(_options(src, variants=2), tmp_path / "d.zarr")
     assert summary.complete and summary.samples == 3 * 11 * 2 == summary.written
+    assert 0 < summary.synthesis_seconds < summary.seconds  # ingest and completion outside
     group = zarr.open_group(str(tmp_path / "d.zarr"), mode="r")
     attrs = dict(group.attrs)
     assert attrs["format"] == FORMAT and attrs["complete"] is True
@@ -379,6 +381,12 @@ def test_cli_summary_and_bad_options(src: Path, tmp_path: Path) -> None:
                               "--tiers", "low,haze_rain"])  # fmt: skip
     assert ok.exit_code == 0, ok.output
     assert "6 samples from 3 photos, complete" in ok.output and "samples/s" in ok.output
+    # The whole run's rate and, over a part of its time, synthesis's own.
+    found = re.search(r"in ([\d.]+) s \(([\d.]+) samples/s; synthesis ([\d.]+) s, "
+                      r"([\d.]+) samples/s\)", ok.output)  # fmt: skip
+    assert found is not None, ok.output
+    seconds, rate, synthesis, synthesis_rate = map(float, found.groups())
+    assert 0 <= synthesis <= seconds and synthesis_rate >= rate > 0
     bad = runner.invoke(
         main, ["make-cdd11", "--src", str(src), "--out", str(out), "--tiers", "fog"]
     )
