@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import sys
@@ -28,6 +29,9 @@ _MARK = "skyclear.analysis"
 _SHEET_MARK = (_MARK, "contact sheet")
 _MAPS_MARK = (_MARK, "maps")
 _SHEET_NAME = re.compile(r"contact(-\d{2,})?\.png")
+# The maps a run may write, listed before it writes any and removed once its own list is
+# in: what a run cut short wrote is known to the next one.
+_PENDING = ".analysis-pending.json"
 
 
 @click.command(name="analyze", context_settings={"help_option_names": ["-h", "--help"]})
@@ -112,7 +116,8 @@ def analyze(
     inputs = [ckpt, *photos, calibrate_on, None if own else calibration]
     try:
         check_output(out, inputs=inputs, kind="an earlier analysis",
-                     is_ours=lambda path: (path / ANALYSIS_FILE).is_file())  # fmt: skip
+                     is_ours=lambda path: any((path / name).is_file()
+                                              for name in (ANALYSIS_FILE, _PENDING)))  # fmt: skip
     except OutputError as error:
         raise click.BadParameter(str(error), param_hint="--out") from error
     restorer = load_restorer(ckpt, device, weights)
@@ -179,6 +184,7 @@ def _analyse_all(
 ) -> int:
     """Analyse every photo under ``sources``; write the maps, the JSON lines and the
     contact sheets; return how many photos failed (each reported on one line)."""
+    from skyclear.degrade.outputs import replace_text
     from skyclear.restore.analysis import (
         ANALYSIS_FILE,
         analyse,
@@ -198,6 +204,10 @@ def _analyse_all(
         found += [(path, path.relative_to(root).as_posix()) for path in find_photos(source, out)]
     if not found:
         raise click.UsageError("no photos among the PHOTOS given")
+    # The maps an earlier run listed (or may have written, if cut short) and those this
+    # one may write: once this run's list is in, those of them it did not write go.
+    candidates = _earlier_maps(out) | {_maps_name(name) for _, name in found}
+    replace_text(out / _PENDING, json.dumps(sorted(candidates)) + "\n")
     # Per photo, only its record and its contact-sheet row are kept (its maps are written
     # and let go): a folder of thousands of photos fits in memory.
     records, rows, flagged, failed = [], [], 0, 0
@@ -205,7 +215,7 @@ def _analyse_all(
     bar = tqdm(found, desc="analysing", unit=" photos", file=sys.stderr,
                disable=len(found) < 2, dynamic_ncols=True)  # fmt: skip
     for path, name in bar:
-        maps_file = Path(name).with_suffix("").as_posix() + "_maps.png"
+        maps_file = _maps_name(name)
         if maps_file.casefold() in claimed:
             other = claimed[maps_file.casefold()]
             bar.write(f"failed {name}: its maps file {maps_file} is also that of {other}",
@@ -227,11 +237,12 @@ def _analyse_all(
         rows.append(sheet_row(analysis, thumbnail(photo.image)))
         flagged += bool(analysis.unusual)
         bar.write(_line(analysis))
+    replace_text(out / ANALYSIS_FILE, "".join(json.dumps(record) + "\n" for record in records))
     # The maps an earlier analysis listed and this one did not write would pass for this
-    # one's: those that carry the mark go (read before its list is replaced).
-    for path in _earlier_maps(out, {record["maps"] for record in records}):
-        path.unlink()
-    (out / ANALYSIS_FILE).write_text("".join(json.dumps(record) + "\n" for record in records))
+    # one's: those that carry the mark go.
+    for path in _stale_maps(out, candidates, [out / record["maps"] for record in records]):
+        path.unlink(missing_ok=True)
+    (out / _PENDING).unlink(missing_ok=True)
     sheets = list(pages(rows, _SHEET_ROWS))
     written = set()
     for number, page in enumerate(sheets, start=1):
@@ -251,28 +262,55 @@ def _analyse_all(
     return failed
 
 
-def _earlier_maps(out: Path, written: set[str]) -> list[Path]:
-    """The maps files that the analysis in ``out`` before this one listed, that this one
-    did not write (``written``: names relative to ``out``), and that carry an analysis's
-    mark; none where there was no earlier analysis or its list cannot be read."""
+def _maps_name(photo: str) -> str:
+    """The maps file of a photo (its name relative to what was given)."""
+    return Path(photo).with_suffix("").as_posix() + "_maps.png"
+
+
+def _earlier_maps(out: Path) -> set[str]:
+    """The maps files, relative to ``out``, that the analysis before this one listed in
+    ``out`` and that a run cut short there may have written (its pending list): lines or
+    lists that cannot be read name nothing."""
     from skyclear.restore.analysis import ANALYSIS_FILE
 
+    names: list[object] = []
     try:
-        lines = (out / ANALYSIS_FILE).read_text().splitlines()
-        listed = {json.loads(line).get("maps") for line in lines if line.strip()}
-    except (OSError, UnicodeDecodeError, ValueError, AttributeError):
-        return []
-    earlier = []
-    for name in sorted(name for name in listed if isinstance(name, str)):
-        path = out / name
+        for line in (out / ANALYSIS_FILE).read_text().splitlines():
+            with contextlib.suppress(ValueError):
+                record = json.loads(line)
+                names.append(record.get("maps") if isinstance(record, dict) else None)
+    except (OSError, UnicodeDecodeError):
+        pass
+    with contextlib.suppress(OSError, UnicodeDecodeError, ValueError):
+        pending = json.loads((out / _PENDING).read_text())
+        names += pending if isinstance(pending, list) else []
+    return {name for name in names if isinstance(name, str)}
+
+
+def _stale_maps(out: Path, names: set[str], written: list[Path]) -> list[Path]:
+    """Those of ``names`` (relative to ``out``) that are maps an analysis wrote (its mark)
+    inside ``out``, and none of the files this run wrote (``written``) under another
+    spelling of its name: another case, ``./``, a linked folder."""
+    kept = set()
+    for path in written:
+        with contextlib.suppress(OSError):
+            kept.add((path.stat().st_dev, path.stat().st_ino))
+    root, stale = out.resolve(), []
+    for name in sorted(names):
+        relative = Path(name)
         # Only names of the form an analysis gives, inside --out (no folder linked
         # elsewhere on the way): a list edited by hand cannot point outside it.
-        if (name in written or not name.endswith("_maps.png") or Path(name).is_absolute()
-                or ".." in Path(name).parts):  # fmt: skip
+        if not name.endswith("_maps.png") or relative.is_absolute() or ".." in relative.parts:
             continue
-        if path.resolve().is_relative_to(out.resolve()) and _is_marked(path, _MAPS_MARK):
-            earlier.append(path)
-    return earlier
+        path = out / relative
+        try:
+            inside = path.resolve().is_relative_to(root)
+            identity = (path.stat().st_dev, path.stat().st_ino)
+        except (OSError, ValueError):  # gone, unreadable, or no name a file can have
+            continue
+        if inside and identity not in kept and _is_marked(path, _MAPS_MARK):
+            stale.append(path)
+    return stale
 
 
 def _is_marked(path: Path, mark: tuple[str, str]) -> bool:

@@ -10,12 +10,13 @@ or reuse it.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from .location import is_url
 
-__all__ = ["OutputError", "check_apart", "check_output"]
+__all__ = ["OutputError", "check_apart", "check_output", "replace_text"]
 
 
 class OutputError(ValueError):
@@ -101,3 +102,14 @@ def check_output(
         f"{out} is a {what} that is not {kind}; skyclear replaces only what it wrote itself, "
         "so choose another output (or move it away yourself)"
     )
+
+
+def replace_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` atomically (a temporary file beside it, renamed over
+    it): a kill leaves the previous file or the new one, never half of one."""
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        temporary.write_text(text)
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)

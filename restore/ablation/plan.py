@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import typing
 from pathlib import Path
 from typing import Any
 
 from skyclear.degrade.location import identity
-from skyclear.degrade.outputs import OutputError, check_output
+from skyclear.degrade.outputs import OutputError, check_output, replace_text
 
 from ..config import TrainConfig, config_to_dict
 
@@ -128,12 +127,7 @@ def write_json(path: Path, document: Any) -> None:
     """Write ``document`` as JSON atomically (a temporary file renamed over ``path``), so
     a kill leaves the previous file or the new one, never half of one. Values that are
     not finite (an undefined score) are written as ``null``."""
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        temporary.write_text(json.dumps(_finite(document), indent=1, allow_nan=False) + "\n")
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
+    replace_text(path, json.dumps(_finite(document), indent=1, allow_nan=False) + "\n")
 
 
 def _finite(value: Any) -> Any:

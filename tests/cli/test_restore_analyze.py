@@ -193,3 +193,50 @@ def test_the_maps_an_earlier_analysis_listed_go_once_this_one_does_not_write_the
     assert (out / "c_maps.png").is_file() and (outside / "d_maps.png").is_file()
     records = [json.loads(line) for line in (out / "analysis.jsonl").read_text().splitlines()]
     assert [record["maps"] for record in records] == ["a_maps.png"]
+
+
+def test_no_spelling_of_an_earlier_name_removes_a_maps_file_this_run_wrote(
+    photos: Path, tmp_path: Path
+) -> None:
+    ckpt, out = _checkpoint(tmp_path), tmp_path / "out"
+    _invoke(photos, "--ckpt", ckpt, "--out", out)
+    (out / "alias").symlink_to(out / "sub", target_is_directory=True)
+    (out / "old_maps.png").write_bytes((out / "a_maps.png").read_bytes())  # an earlier one
+    with (out / "analysis.jsonl").open("a") as listing:
+        for maps in ("./a_maps.png", "alias/b_maps.png", "SUB/b_maps.png", ["x"], "a\0_maps.png",
+                     "old_maps.png", 7):  # fmt: skip
+            listing.write(json.dumps({"maps": maps}) + "\n")
+        listing.write('[1, 2]\n{"maps": "torn_ma')  # lines that name nothing
+    code, output = _invoke(photos, "--ckpt", ckpt, "--out", out)
+    assert code == 1 and "analysed 2 of 3 photos" in output, output  # the broken one
+    assert (out / "a_maps.png").is_file() and (out / "sub" / "b_maps.png").is_file()
+    assert not (out / "old_maps.png").exists()
+
+
+def test_the_maps_of_a_run_cut_short_go_with_the_next_run(
+    photos: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from skyclear.restore import analysis
+
+    ckpt, out = _checkpoint(tmp_path), tmp_path / "out"
+    save_maps, saved = analysis.save_maps, []
+
+    class KilledError(Exception):
+        pass
+
+    def cut_short(path: Path, *args: object, **kwargs: object) -> None:
+        if saved:
+            raise KilledError
+        save_maps(path, *args, **kwargs)  # type: ignore[arg-type]
+        saved.append(path)
+
+    monkeypatch.setattr(analysis, "save_maps", cut_short)
+    with pytest.raises(KilledError):
+        _invoke(photos, "--ckpt", ckpt, "--out", out)
+    monkeypatch.setattr(analysis, "save_maps", save_maps)
+    assert saved == [out / "a_maps.png"] and not (out / "analysis.jsonl").exists()
+    code, output = _invoke(photos / "sub", "--ckpt", ckpt, "--out", out)  # an earlier run's
+    assert code == 0, output
+    assert sorted(path.name for path in out.rglob("*_maps.png")) == ["b_maps.png"]
+    assert sorted(path.name for path in out.iterdir()) == ["analysis.jsonl", "b_maps.png",
+                                                           "contact.png"]  # fmt: skip
