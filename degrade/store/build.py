@@ -71,8 +71,8 @@ class BuildSummary:
 
     @property
     def synthesis_samples_per_second(self) -> float:
-        """Once the workers are started and the photos ingested: the rate a longer run
-        tends to, its start a fixed cost."""
+        """Synthesis and writing alone, once the workers are started and the photos
+        ingested (the start is a fixed cost; ingest grows with the photos)."""
         return self.written / self.synthesis_seconds if self.synthesis_seconds > 0 else 0.0
 
 

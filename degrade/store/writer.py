@@ -298,6 +298,16 @@ class Workers:
         return self.pool.imap_unordered(_work, tasks, chunksize=1)
 
 
+# The environment a ``local:N`` cluster's worker processes start with (what glibc reads
+# once, at start). A Dask worker runs its tasks in a thread of its own, which glibc gives
+# an arena of its own, whose heaps go back to the kernel once free whatever the trim
+# threshold the setup sets: the kept heap would not be the one the tasks use. One arena
+# for every thread makes it so. An arena is not taken back from a thread once given (a
+# worker has threads before its setup runs), so this cannot be set from the setup: other
+# clusters' workers need it in their own environment (docs/datasets.md).
+WORKER_ENVIRON = {"MALLOC_ARENA_MAX": "1"}
+
+
 class DaskWorkers:
     """``Workers`` on a ``dask.distributed`` cluster: ``local:N`` starts a ``LocalCluster``
     of ``N`` one-thread worker processes; any other value is a scheduler's address
@@ -336,11 +346,14 @@ class DaskWorkers:
             # every 10 ms, nor metrics every 0.5 s, nor event loops woken every 20 ms to
             # see if they are blocked; and no memory limit (a task holds no data, returning
             # a count), so no monitor polling each worker 10 times a second. On 2 cores
-            # these took the cluster from 0.85x to 0.92x of the pool's samples/s.
+            # these took the cluster from 0.85x to 0.92x of the pool's samples/s. And
+            # ``WORKER_ENVIRON`` for each worker process.
             with dask.config.set({
                 "distributed.worker.profile.enabled": False,
                 "distributed.admin.system-monitor.interval": "5s",
                 "distributed.admin.tick.interval": "1s",
+                **{f"distributed.nanny.pre-spawn-environ.{name}": value
+                   for name, value in WORKER_ENVIRON.items()},
             }):  # fmt: skip
                 self.cluster = LocalCluster(
                     n_workers=count, threads_per_worker=1, processes=True, memory_limit=0,
@@ -431,10 +444,6 @@ def _one_thread_kept_heap() -> None:
     libc_name = ctypes.util.find_library("c")
     if libc_name and hasattr(ctypes.CDLL(libc_name), "mallopt"):
         libc = ctypes.CDLL(libc_name)
-        m_trim_threshold, m_mmap_threshold, m_arena_max = -1, -3, -8
+        m_trim_threshold, m_mmap_threshold = -1, -3
         libc.mallopt(m_mmap_threshold, 256 * 2**20)
         libc.mallopt(m_trim_threshold, 512 * 2**20)
-        # Every thread on that one heap: a Dask worker runs tasks in a thread of its own,
-        # whose arena's heaps go back to the kernel once free, whatever the threshold (a
-        # Dask build page-faulted twice as often as the pool's, and ran ~5 % slower).
-        libc.mallopt(m_arena_max, 1)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import os
+import platform
 import threading
 from pathlib import Path
 from typing import Any
@@ -10,7 +13,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 from skyclear.cli.degrade import main
-from skyclear.degrade.store import BuildOptions, build, open_store
+from skyclear.degrade.store import BuildOptions, build, open_store, writer
 
 from ...photos import write_photos
 from .test_build import SIZE, _tree_digest
@@ -99,3 +102,32 @@ def test_bad_schedulers_are_refused_before_anything_is_written(tmp_path: Path) -
                                            "--size", str(SIZE), *args])  # fmt: skip
         assert result.exit_code == 2 and message in result.output, result.output
         assert not out.exists()
+
+
+def _in_main_heap() -> bool:
+    """Whether this thread's small allocations come from the process's main heap (below
+    the program break), not from an arena of its own (mapped high above it)."""
+    libc = ctypes.CDLL(ctypes.util.find_library("c"))
+    libc.malloc.restype, libc.malloc.argtypes = ctypes.c_void_p, [ctypes.c_size_t]
+    libc.sbrk.restype, libc.sbrk.argtypes = ctypes.c_void_p, [ctypes.c_ssize_t]
+    libc.free.argtypes = [ctypes.c_void_p]
+    block, end = libc.malloc(1000), libc.sbrk(0)
+    libc.free(block)
+    return bool(block < end)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="glibc's arenas")
+@pytest.mark.parametrize("environ", ["ours", "none"])
+def test_a_local_cluster_runs_its_tasks_on_the_kept_heap(
+    environ: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A task thread with an arena of its own gives its memory back to the kernel as soon
+    # as it is free: the setup's kept heap would not hold (twice the page faults).
+    for name in ("MALLOC_ARENA_MAX", "GLIBC_TUNABLES"):
+        monkeypatch.delenv(name, raising=False)
+    if environ == "none":
+        monkeypatch.setattr(writer, "WORKER_ENVIRON", {})
+    with writer.DaskWorkers("local:1") as pool:
+        on_main_heap = pool.client.submit(_in_main_heap, pure=False).result()
+    assert on_main_heap == (environ == "ours")
