@@ -29,9 +29,10 @@ _MARK = "skyclear.analysis"
 _SHEET_MARK = (_MARK, "contact sheet")
 _MAPS_MARK = (_MARK, "maps")
 _SHEET_NAME = re.compile(r"contact(-\d{2,})?\.png")
-# The maps a run may write, listed before it writes any and removed once its own list is
-# in: what a run cut short wrote is known to the next one.
-_PENDING = ".analysis-pending.json"
+# The maps a run has begun to write, one JSON string a line, each added before its file is
+# written and the list removed once the run's own analysis.jsonl is in: what a run cut
+# short wrote is known to the next one.
+_PENDING = ".analysis-pending"
 
 
 @click.command(name="analyze", context_settings={"help_option_names": ["-h", "--help"]})
@@ -116,8 +117,8 @@ def analyze(
     inputs = [ckpt, *photos, calibrate_on, None if own else calibration]
     try:
         check_output(out, inputs=inputs, kind="an earlier analysis",
-                     is_ours=lambda path: any((path / name).is_file()
-                                              for name in (ANALYSIS_FILE, _PENDING)))  # fmt: skip
+                     is_ours=lambda path: ((path / ANALYSIS_FILE).is_file()
+                                           or _pending_names(path) is not None))  # fmt: skip
     except OutputError as error:
         raise click.BadParameter(str(error), param_hint="--out") from error
     restorer = load_restorer(ckpt, device, weights)
@@ -204,10 +205,9 @@ def _analyse_all(
         found += [(path, path.relative_to(root).as_posix()) for path in find_photos(source, out)]
     if not found:
         raise click.UsageError("no photos among the PHOTOS given")
-    # The maps an earlier run listed (or may have written, if cut short) and those this
-    # one may write: once this run's list is in, those of them it did not write go.
-    candidates = _earlier_maps(out) | {_maps_name(name) for _, name in found}
-    replace_text(out / _PENDING, json.dumps(sorted(candidates)) + "\n")
+    # The maps an earlier run listed (or began to write, if cut short): once this run's
+    # list is in, those of them it did not write go, and so do those it began and failed.
+    candidates = _earlier_maps(out)
     # Per photo, only its record and its contact-sheet row are kept (its maps are written
     # and let go): a folder of thousands of photos fits in memory.
     records, rows, flagged, failed = [], [], 0, 0
@@ -223,6 +223,11 @@ def _analyse_all(
             failed += 1
             continue
         claimed[maps_file.casefold()] = name
+        if not _replaceable(out / maps_file, _MAPS_MARK):
+            bar.write(f"failed {name}: {out / maps_file} is there and is not maps that an "
+                      "analysis wrote; move it away", file=sys.stderr)  # fmt: skip
+            failed += 1
+            continue
         try:
             photo = read_photo(path, max_pixels)
         except UnusableImageError as error:
@@ -232,6 +237,9 @@ def _analyse_all(
         for note in photo.notes:
             bar.write(note, file=sys.stderr)
         analysis = analyse(restorer, name, photo.image, calibration)
+        with (out / _PENDING).open("a") as pending:  # before the file: a kill may follow
+            pending.write(json.dumps(maps_file) + "\n")
+        candidates.add(maps_file)
         save_maps(out / maps_file, analysis.maps, analysis.weights, dict([_MAPS_MARK]))
         records.append(analysis.record(maps_file))
         rows.append(sheet_row(analysis, thumbnail(photo.image)))
@@ -240,15 +248,19 @@ def _analyse_all(
     replace_text(out / ANALYSIS_FILE, "".join(json.dumps(record) + "\n" for record in records))
     # The maps an earlier analysis listed and this one did not write would pass for this
     # one's: those that carry the mark go.
-    for path in _stale_maps(out, candidates, [out / record["maps"] for record in records]):
-        path.unlink(missing_ok=True)
+    _remove_stale_maps(out, candidates, [out / record["maps"] for record in records])
     (out / _PENDING).unlink(missing_ok=True)
     sheets = list(pages(rows, _SHEET_ROWS))
     written = set()
     for number, page in enumerate(sheets, start=1):
         name = "contact.png" if len(sheets) == 1 else f"contact-{number:02d}.png"
-        save_png(out / name, contact_sheet(page), None, dict([_SHEET_MARK]))
         written.add(name)
+        if not _replaceable(out / name, _SHEET_MARK):
+            click.echo(f"not written: {out / name} is there and is not a contact sheet that "
+                       "an analysis wrote; move it away", err=True)  # fmt: skip
+            failed += 1
+            continue
+        save_png(out / name, contact_sheet(page), None, dict([_SHEET_MARK]))
     # The sheets of an earlier, longer analysis would pass for this one's: those that
     # carry the mark go; anything else of the name stays.
     for path in sorted(out.iterdir()):
@@ -267,13 +279,35 @@ def _maps_name(photo: str) -> str:
     return Path(photo).with_suffix("").as_posix() + "_maps.png"
 
 
+def _pending_names(out: Path) -> list[str] | None:
+    """The names in the pending list of a run cut short in ``out``; ``None`` where there
+    is none, or it is not one (a line that is not a maps file's name; only the last, cut
+    short by a kill, may be unreadable)."""
+    try:
+        lines = (out / _PENDING).read_text().splitlines()
+    except (OSError, UnicodeDecodeError):
+        return None
+    names = []
+    for number, line in enumerate(lines, start=1):
+        try:
+            name = json.loads(line)
+        except ValueError:
+            if number == len(lines):
+                continue
+            return None
+        if not isinstance(name, str) or not name.endswith("_maps.png"):
+            return None
+        names.append(name)
+    return names if lines else None
+
+
 def _earlier_maps(out: Path) -> set[str]:
     """The maps files, relative to ``out``, that the analysis before this one listed in
-    ``out`` and that a run cut short there may have written (its pending list): lines or
-    lists that cannot be read name nothing."""
+    ``out`` and that a run cut short there began to write (its pending list): lines
+    that cannot be read name nothing."""
     from skyclear.restore.analysis import ANALYSIS_FILE
 
-    names: list[object] = []
+    names: list[object] = list(_pending_names(out) or [])
     try:
         for line in (out / ANALYSIS_FILE).read_text().splitlines():
             with contextlib.suppress(ValueError):
@@ -281,21 +315,19 @@ def _earlier_maps(out: Path) -> set[str]:
                 names.append(record.get("maps") if isinstance(record, dict) else None)
     except (OSError, UnicodeDecodeError):
         pass
-    with contextlib.suppress(OSError, UnicodeDecodeError, ValueError):
-        pending = json.loads((out / _PENDING).read_text())
-        names += pending if isinstance(pending, list) else []
     return {name for name in names if isinstance(name, str)}
 
 
-def _stale_maps(out: Path, names: set[str], written: list[Path]) -> list[Path]:
-    """Those of ``names`` (relative to ``out``) that are maps an analysis wrote (its mark)
-    inside ``out``, and none of the files this run wrote (``written``) under another
-    spelling of its name: another case, ``./``, a linked folder."""
+def _remove_stale_maps(out: Path, names: set[str], written: list[Path]) -> None:
+    """Remove those of ``names`` (relative to ``out``) that are maps an analysis wrote (its
+    mark) inside ``out``, and none of the files this run wrote (``written``) under another
+    spelling of its name: another case, ``./``, a linked folder. Each is checked just
+    before it is removed."""
     kept = set()
     for path in written:
         with contextlib.suppress(OSError):
             kept.add((path.stat().st_dev, path.stat().st_ino))
-    root, stale = out.resolve(), []
+    root = out.resolve()
     for name in sorted(names):
         relative = Path(name)
         # Only names of the form an analysis gives, inside --out (no folder linked
@@ -309,8 +341,13 @@ def _stale_maps(out: Path, names: set[str], written: list[Path]) -> list[Path]:
         except (OSError, ValueError):  # gone, unreadable, or no name a file can have
             continue
         if inside and identity not in kept and _is_marked(path, _MAPS_MARK):
-            stale.append(path)
-    return stale
+            path.unlink(missing_ok=True)
+
+
+def _replaceable(path: Path, mark: tuple[str, str]) -> bool:
+    """Whether an analysis may write ``path``: nothing is there, or what is there carries
+    ``mark`` (an analysis wrote it)."""
+    return not (path.exists() or path.is_symlink()) or _is_marked(path, mark)
 
 
 def _is_marked(path: Path, mark: tuple[str, str]) -> bool:

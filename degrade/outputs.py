@@ -11,6 +11,7 @@ or reuse it.
 from __future__ import annotations
 
 import os
+import secrets
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
@@ -106,10 +107,14 @@ def check_output(
 
 def replace_text(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` atomically (a temporary file beside it, renamed over
-    it): a kill leaves the previous file or the new one, never half of one."""
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    it): a kill leaves the previous file or the new one, never half of one. The temporary
+    file is new (exclusive create, a random name): nothing already there, a symlink
+    included, is written through."""
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
-        temporary.write_text(text)
+        with os.fdopen(descriptor, "w") as file:
+            file.write(text)
         os.replace(temporary, path)
     finally:
         temporary.unlink(missing_ok=True)

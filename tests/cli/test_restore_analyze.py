@@ -240,3 +240,40 @@ def test_the_maps_of_a_run_cut_short_go_with_the_next_run(
     assert sorted(path.name for path in out.rglob("*_maps.png")) == ["b_maps.png"]
     assert sorted(path.name for path in out.iterdir()) == ["analysis.jsonl", "b_maps.png",
                                                            "contact.png"]  # fmt: skip
+
+
+def test_files_no_analysis_wrote_are_neither_replaced_nor_removed(
+    photos: Path, tmp_path: Path
+) -> None:
+    ckpt, out = _checkpoint(tmp_path), tmp_path / "out"
+    _invoke(photos, "--ckpt", ckpt, "--out", out)
+    marked = (out / "a_maps.png").read_bytes()
+    mine = tmp_path / "mine.png"
+    Image.fromarray(np.zeros((4, 4, 3), np.uint8)).save(mine)
+    (out / "a_maps.png").write_bytes(mine.read_bytes())  # the user's, of a photo's name
+    (out / "contact.png").write_bytes(mine.read_bytes())  # and of the sheet's
+    (out / "broken_maps.png").write_bytes(marked)  # listed nowhere: a failed photo's name
+    code, output = _invoke(photos, "--ckpt", ckpt, "--out", out)
+    assert code == 1 and "analysed 1 of 3 photos" in output, output
+    assert "failed a.png" in output and "move it away" in output
+    assert "not written" in output and "contact.png" in output
+    assert (out / "a_maps.png").read_bytes() == mine.read_bytes()
+    assert (out / "contact.png").read_bytes() == mine.read_bytes()
+    assert (out / "broken_maps.png").read_bytes() == marked
+
+
+@pytest.mark.parametrize(
+    ("pending", "taken"),
+    [('"a_maps.png"\n"sub/b_maps.png"\n"c_ma', True), ('"a_maps.png"\n', True),
+     ("", False), ('"notes.txt"\n', False), ('7\n"a_maps.png"\n', False)],
+)  # fmt: skip
+def test_only_a_pending_list_of_maps_makes_a_folder_an_analysis(
+    pending: str, taken: bool, photos: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / ".analysis-pending").write_text(pending)
+    (out / "notes.txt").write_text("mine")
+    code, output = _invoke(photos / "a.png", "--ckpt", _checkpoint(tmp_path), "--out", out)
+    assert (code == 0) == taken, output
+    assert (out / "notes.txt").read_text() == "mine"

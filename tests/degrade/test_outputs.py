@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
-from skyclear.degrade.outputs import OutputError, check_apart, check_output
+from skyclear.degrade.outputs import OutputError, check_apart, check_output, replace_text
 
 
 def _never(path: Path) -> bool:
@@ -90,3 +91,22 @@ def test_neighbours_are_not_inputs(tmp_path: Path, src: Path) -> None:
     check_apart(tmp_path / "photos.zarr", [src])
     check_apart(tmp_path / "photos2", [src])
     check_apart(tmp_path / "other" / "photos", [src])
+
+
+def test_replace_text_replaces_whole_or_not_at_all(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path, plain = tmp_path / "list.jsonl", tmp_path / "plain.txt"
+    path.write_text("old\n")
+    plain.write_text("")
+    replace_text(path, "new\n")
+    assert path.read_text() == "new\n" and sorted(tmp_path.iterdir()) == [path, plain]
+    assert path.stat().st_mode == plain.stat().st_mode  # as any file the user makes
+
+    def killed(*_: object) -> None:
+        raise OSError("killed")
+
+    monkeypatch.setattr(os, "replace", killed)
+    with pytest.raises(OSError, match="killed"):
+        replace_text(path, "newer\n")
+    assert path.read_text() == "new\n" and sorted(tmp_path.iterdir()) == [path, plain]
