@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -302,9 +303,10 @@ class Workers:
 # once, at start). A Dask worker runs its tasks in a thread of its own, which glibc gives
 # an arena of its own, whose heaps go back to the kernel once free whatever the trim
 # threshold the setup sets: the kept heap would not be the one the tasks use. One arena
-# for every thread makes it so. An arena is not taken back from a thread once given (a
-# worker has threads before its setup runs), so this cannot be set from the setup: other
-# clusters' workers need it in their own environment (docs/datasets.md).
+# for every thread makes it so. glibc fixes its limit on arenas when it makes the first
+# thread arena, which a worker's threads have done before its setup runs, so this cannot
+# be set from the setup: other clusters' workers need it in their own environment
+# (docs/datasets.md).
 WORKER_ENVIRON = {"MALLOC_ARENA_MAX": "1"}
 
 
@@ -329,6 +331,7 @@ class DaskWorkers:
         self.scheduler = scheduler
         self.cluster: Any = None
         self.client: Any = None
+        self.environ: dict[str, str] | None = None
 
     def __enter__(self) -> DaskWorkers:
         try:
@@ -348,17 +351,24 @@ class DaskWorkers:
             # a count), so no monitor polling each worker 10 times a second. On 2 cores
             # these took the cluster from 0.85x to 0.92x of the pool's samples/s. And
             # ``WORKER_ENVIRON`` for each worker process.
-            with dask.config.set({
-                "distributed.worker.profile.enabled": False,
-                "distributed.admin.system-monitor.interval": "5s",
-                "distributed.admin.tick.interval": "1s",
-                **{f"distributed.nanny.pre-spawn-environ.{name}": value
-                   for name, value in WORKER_ENVIRON.items()},
-            }):  # fmt: skip
-                self.cluster = LocalCluster(
-                    n_workers=count, threads_per_worker=1, processes=True, memory_limit=0,
-                    dashboard_address=None, silence_logs=40,
-                )  # fmt: skip
+            # The nannies set the workers' environment in this process's own before they
+            # spawn them: it is put back once the cluster is closed (``__exit__``).
+            self.environ = dict(os.environ)
+            try:
+                with dask.config.set({
+                    "distributed.worker.profile.enabled": False,
+                    "distributed.admin.system-monitor.interval": "5s",
+                    "distributed.admin.tick.interval": "1s",
+                    **{f"distributed.nanny.pre-spawn-environ.{name}": value
+                       for name, value in WORKER_ENVIRON.items()},
+                }):  # fmt: skip
+                    self.cluster = LocalCluster(
+                        n_workers=count, threads_per_worker=1, processes=True, memory_limit=0,
+                        dashboard_address=None, silence_logs=40,
+                    )  # fmt: skip
+            except BaseException:
+                self._restore_environ()
+                raise
             self.client = Client(self.cluster)
         else:
             self.client = Client(self.scheduler)
@@ -381,6 +391,15 @@ class DaskWorkers:
             self.client.close()
         if self.cluster is not None:
             self.cluster.close()
+        self._restore_environ()
+
+    def _restore_environ(self) -> None:
+        """This process's environment as it was before the cluster started."""
+        if self.environ is not None:
+            for name in set(os.environ) - set(self.environ):
+                del os.environ[name]
+            os.environ.update(self.environ)
+            self.environ = None
 
     def ingest(
         self, function: Callable[[Any], str | None], items: list[Any]
@@ -422,7 +441,6 @@ def _single_thread() -> None:
     on the heap instead.
     """
     import atexit
-    import os
 
     # A worker leaves once the pool is closed and its last result delivered; unwinding
     # torch and zarr at interpreter exit would take most of a second, for nothing.

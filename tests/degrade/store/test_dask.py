@@ -105,15 +105,16 @@ def test_bad_schedulers_are_refused_before_anything_is_written(tmp_path: Path) -
 
 
 def _in_main_heap() -> bool:
-    """Whether this thread's small allocations come from the process's main heap (below
-    the program break), not from an arena of its own (mapped high above it)."""
+    """Whether this thread's small allocations come from the process's main arena, not
+    from one of its own: glibc marks a chunk of another arena in its size field."""
     libc = ctypes.CDLL(ctypes.util.find_library("c"))
     libc.malloc.restype, libc.malloc.argtypes = ctypes.c_void_p, [ctypes.c_size_t]
-    libc.sbrk.restype, libc.sbrk.argtypes = ctypes.c_void_p, [ctypes.c_ssize_t]
     libc.free.argtypes = [ctypes.c_void_p]
-    block, end = libc.malloc(1000), libc.sbrk(0)
+    block = libc.malloc(1000)
+    non_main_arena = 0x4
+    size_field = ctypes.c_size_t.from_address(block - ctypes.sizeof(ctypes.c_size_t)).value
     libc.free(block)
-    return bool(block < end)
+    return not size_field & non_main_arena
 
 
 @pytest.mark.slow
@@ -128,6 +129,8 @@ def test_a_local_cluster_runs_its_tasks_on_the_kept_heap(
         monkeypatch.delenv(name, raising=False)
     if environ == "none":
         monkeypatch.setattr(writer, "WORKER_ENVIRON", {})
+    before = dict(os.environ)
     with writer.DaskWorkers("local:1") as pool:
         on_main_heap = pool.client.submit(_in_main_heap, pure=False).result()
     assert on_main_heap == (environ == "ours")
+    assert dict(os.environ) == before  # the workers' environment is theirs alone
