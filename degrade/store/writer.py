@@ -340,6 +340,14 @@ class DaskWorkers:
             raise ImportError(
                 "--scheduler needs dask.distributed: pip install 'skyclear[dask]'"
             ) from error
+        try:
+            self._start(Client, LocalCluster)
+        except BaseException:
+            self.__exit__(None)
+            raise
+        return self
+
+    def _start(self, client: Any, local_cluster: Any) -> None:
         if self.scheduler.startswith("local:"):
             import dask
 
@@ -351,27 +359,27 @@ class DaskWorkers:
             # a count), so no monitor polling each worker 10 times a second. On 2 cores
             # these took the cluster from 0.85x to 0.92x of the pool's samples/s. And
             # ``WORKER_ENVIRON`` for each worker process.
-            # The nannies set the workers' environment in this process's own before they
-            # spawn them: it is put back once the cluster is closed (``__exit__``).
-            self.environ = dict(os.environ)
-            try:
-                with dask.config.set({
-                    "distributed.worker.profile.enabled": False,
-                    "distributed.admin.system-monitor.interval": "5s",
-                    "distributed.admin.tick.interval": "1s",
-                    **{f"distributed.nanny.pre-spawn-environ.{name}": value
-                       for name, value in WORKER_ENVIRON.items()},
-                }):  # fmt: skip
-                    self.cluster = LocalCluster(
+            with dask.config.set({
+                "distributed.worker.profile.enabled": False,
+                "distributed.admin.system-monitor.interval": "5s",
+                "distributed.admin.tick.interval": "1s",
+                **{f"distributed.nanny.pre-spawn-environ.{name}": value
+                   for name, value in WORKER_ENVIRON.items()},
+            }):  # fmt: skip
+                # The nannies put the workers' environment into this process's own (the
+                # variables it lacks) before they spawn them: what the start added goes
+                # once the cluster is closed, unless changed since (``__exit__``).
+                before = set(os.environ)
+                try:
+                    self.cluster = local_cluster(
                         n_workers=count, threads_per_worker=1, processes=True, memory_limit=0,
                         dashboard_address=None, silence_logs=40,
                     )  # fmt: skip
-            except BaseException:
-                self._restore_environ()
-                raise
-            self.client = Client(self.cluster)
+                finally:
+                    self.environ = {name: os.environ[name] for name in set(os.environ) - before}
+            self.client = client(self.cluster)
         else:
-            self.client = Client(self.scheduler)
+            self.client = client(self.scheduler)
         # Each worker as our pool's: one thread, a heap that keeps freed memory (a third
         # of the synthesis time goes to page faults without it); the workers of a cluster
         # of our own also leave at once when it closes, as the pool's do. A plugin, so that
@@ -379,26 +387,22 @@ class DaskWorkers:
         from ._dask import PoolSetup
 
         self.client.register_plugin(PoolSetup(quick_exit=self.cluster is not None))
-        return self
 
     def __exit__(self, kind: object, *exc: object) -> None:
-        if self.client is not None:
-            if self.cluster is None:  # a cluster of someone else's: no setup of ours stays
-                from ._dask import PoolSetup
+        try:
+            if self.client is not None:
+                if self.cluster is None:  # someone else's cluster: no setup of ours stays
+                    from ._dask import PoolSetup
 
-                with contextlib.suppress(Exception):
-                    self.client.unregister_worker_plugin(PoolSetup.name)
-            self.client.close()
-        if self.cluster is not None:
-            self.cluster.close()
-        self._restore_environ()
-
-    def _restore_environ(self) -> None:
-        """This process's environment as it was before the cluster started."""
-        if self.environ is not None:
-            for name in set(os.environ) - set(self.environ):
-                del os.environ[name]
-            os.environ.update(self.environ)
+                    with contextlib.suppress(Exception):
+                        self.client.unregister_worker_plugin(PoolSetup.name)
+                self.client.close()
+            if self.cluster is not None:
+                self.cluster.close()
+        finally:
+            for name, value in (self.environ or {}).items():
+                if os.environ.get(name) == value:
+                    del os.environ[name]
             self.environ = None
 
     def ingest(

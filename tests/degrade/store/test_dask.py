@@ -132,5 +132,35 @@ def test_a_local_cluster_runs_its_tasks_on_the_kept_heap(
     before = dict(os.environ)
     with writer.DaskWorkers("local:1") as pool:
         on_main_heap = pool.client.submit(_in_main_heap, pure=False).result()
+        # What the caller sets meanwhile stays, a variable the start added included.
+        changed = sorted(set(os.environ) - set(before))[0]
+        monkeypatch.setenv(changed, "the caller's")
+        monkeypatch.setenv("SKYCLEAR_CALLERS_OWN", "1")
     assert on_main_heap == (environ == "ours")
-    assert dict(os.environ) == before  # the workers' environment is theirs alone
+    # The workers' environment is theirs alone.
+    assert dict(os.environ) == {**before, "SKYCLEAR_CALLERS_OWN": "1", changed: "the caller's"}
+
+
+@pytest.mark.slow
+def test_a_cluster_that_fails_to_start_is_closed_and_leaves_no_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import distributed
+
+    def refused(*_: Any, **__: Any) -> None:
+        raise RuntimeError("refused")
+
+    clusters: list[Any] = []
+    local_cluster = distributed.LocalCluster
+
+    def kept(*args: Any, **kwargs: Any) -> Any:
+        clusters.append(local_cluster(*args, **kwargs))
+        return clusters[-1]
+
+    monkeypatch.setattr(distributed.Client, "register_plugin", refused)
+    monkeypatch.setattr(distributed, "LocalCluster", kept)
+    before = dict(os.environ)
+    with pytest.raises(RuntimeError, match="refused"), writer.DaskWorkers("local:1"):
+        pass
+    assert dict(os.environ) == before
+    assert [cluster.status.name for cluster in clusters] == ["closed"]
