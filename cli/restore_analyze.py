@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import re
 import sys
 from collections.abc import Iterator
@@ -121,6 +122,13 @@ def analyze(
                                            or _pending_names(path) is not None))  # fmt: skip
     except OutputError as error:
         raise click.BadParameter(str(error), param_hint="--out") from error
+    pending = out / _PENDING
+    if (pending.exists() or pending.is_symlink()) and (
+        pending.is_symlink() or not pending.is_file() or _pending_names(out) is None
+    ):
+        raise click.BadParameter(
+            f"{pending} is not a list that an analysis wrote; move it away", param_hint="--out"
+        )
     restorer = load_restorer(ckpt, device, weights)
     model = restorer.config.model
     if not model.experts or model.routing != "pixel":
@@ -207,7 +215,10 @@ def _analyse_all(
         raise click.UsageError("no photos among the PHOTOS given")
     # The maps an earlier run listed (or began to write, if cut short): once this run's
     # list is in, those of them it did not write go, and so do those it began and failed.
+    # Written down whole first, so that a run cut short, even once its list is in, leaves
+    # none that the next cannot find.
     candidates = _earlier_maps(out)
+    replace_text(out / _PENDING, "".join(json.dumps(name) + "\n" for name in sorted(candidates)))
     # Per photo, only its record and its contact-sheet row are kept (its maps are written
     # and let go): a folder of thousands of photos fits in memory.
     records, rows, flagged, failed = [], [], 0, 0
@@ -223,11 +234,6 @@ def _analyse_all(
             failed += 1
             continue
         claimed[maps_file.casefold()] = name
-        if not _replaceable(out / maps_file, _MAPS_MARK):
-            bar.write(f"failed {name}: {out / maps_file} is there and is not maps that an "
-                      "analysis wrote; move it away", file=sys.stderr)  # fmt: skip
-            failed += 1
-            continue
         try:
             photo = read_photo(path, max_pixels)
         except UnusableImageError as error:
@@ -237,8 +243,12 @@ def _analyse_all(
         for note in photo.notes:
             bar.write(note, file=sys.stderr)
         analysis = analyse(restorer, name, photo.image, calibration)
-        with (out / _PENDING).open("a") as pending:  # before the file: a kill may follow
-            pending.write(json.dumps(maps_file) + "\n")
+        if not _replaceable(out / maps_file, _MAPS_MARK):
+            bar.write(f"failed {name}: {out / maps_file} is there and is not maps that an "
+                      "analysis wrote; move it away", file=sys.stderr)  # fmt: skip
+            failed += 1
+            continue
+        _add_pending(out, maps_file)  # before the file: a kill may follow
         candidates.add(maps_file)
         save_maps(out / maps_file, analysis.maps, analysis.weights, dict([_MAPS_MARK]))
         records.append(analysis.record(maps_file))
@@ -251,14 +261,14 @@ def _analyse_all(
     _remove_stale_maps(out, candidates, [out / record["maps"] for record in records])
     (out / _PENDING).unlink(missing_ok=True)
     sheets = list(pages(rows, _SHEET_ROWS))
-    written = set()
+    written, unwritten = set(), 0
     for number, page in enumerate(sheets, start=1):
         name = "contact.png" if len(sheets) == 1 else f"contact-{number:02d}.png"
         written.add(name)
         if not _replaceable(out / name, _SHEET_MARK):
             click.echo(f"not written: {out / name} is there and is not a contact sheet that "
                        "an analysis wrote; move it away", err=True)  # fmt: skip
-            failed += 1
+            unwritten += 1
             continue
         save_png(out / name, contact_sheet(page), None, dict([_SHEET_MARK]))
     # The sheets of an earlier, longer analysis would pass for this one's: those that
@@ -270,8 +280,9 @@ def _analyse_all(
     click.echo(
         f"analysed {len(records)} of {len(found)} photos into {out}; {failed} failed"
         + (f"; {flagged} unusual" if calibration is not None else "")
+        + (f"; {unwritten} contact sheets not written" if unwritten else "")
     )
-    return failed
+    return failed + unwritten
 
 
 def _maps_name(photo: str) -> str:
@@ -280,25 +291,36 @@ def _maps_name(photo: str) -> str:
 
 
 def _pending_names(out: Path) -> list[str] | None:
-    """The names in the pending list of a run cut short in ``out``; ``None`` where there
-    is none, or it is not one (a line that is not a maps file's name; only the last, cut
-    short by a kill, may be unreadable)."""
+    """The names in the pending list of a run cut short in ``out`` (empty: killed before
+    its first maps); ``None`` where there is none, or it is not one: every line a maps
+    file's name, but for a last one cut short by a kill (no end of line, begun as a name)
+    after at least one whole."""
     try:
-        lines = (out / _PENDING).read_text().splitlines()
+        text = (out / _PENDING).read_text()
     except (OSError, UnicodeDecodeError):
         return None
+    lines = text.splitlines()
     names = []
     for number, line in enumerate(lines, start=1):
         try:
             name = json.loads(line)
         except ValueError:
-            if number == len(lines):
+            torn = number == len(lines) > 1 and not text.endswith("\n") and line[:1] == '"'
+            if torn:
                 continue
             return None
         if not isinstance(name, str) or not name.endswith("_maps.png"):
             return None
         names.append(name)
-    return names if lines else None
+    return names if names or not text else None
+
+
+def _add_pending(out: Path, name: str) -> None:
+    """Add ``name`` to the pending list of this run (written at its start: never through
+    a link)."""
+    descriptor = os.open(out / _PENDING, os.O_WRONLY | os.O_APPEND | os.O_NOFOLLOW)
+    with os.fdopen(descriptor, "a") as pending:
+        pending.write(json.dumps(name) + "\n")
 
 
 def _earlier_maps(out: Path) -> set[str]:

@@ -264,8 +264,9 @@ def test_files_no_analysis_wrote_are_neither_replaced_nor_removed(
 
 @pytest.mark.parametrize(
     ("pending", "taken"),
-    [('"a_maps.png"\n"sub/b_maps.png"\n"c_ma', True), ('"a_maps.png"\n', True),
-     ("", False), ('"notes.txt"\n', False), ('7\n"a_maps.png"\n', False)],
+    [('"a_maps.png"\n"sub/b_maps.png"\n"c_ma', True), ('"a_maps.png"\n', True), ("", True),
+     ('"notes.txt"\n', False), ('7\n"a_maps.png"\n', False), ("my notes", False),
+     ('"my notes', False), ('"a_maps.png"\n"c_ma\n', False)],
 )  # fmt: skip
 def test_only_a_pending_list_of_maps_makes_a_folder_an_analysis(
     pending: str, taken: bool, photos: Path, tmp_path: Path
@@ -277,3 +278,43 @@ def test_only_a_pending_list_of_maps_makes_a_folder_an_analysis(
     code, output = _invoke(photos / "a.png", "--ckpt", _checkpoint(tmp_path), "--out", out)
     assert (code == 0) == taken, output
     assert (out / "notes.txt").read_text() == "mine"
+
+
+def test_a_run_killed_once_its_list_is_in_leaves_no_maps_the_next_cannot_find(
+    photos: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from skyclear.cli import restore_analyze
+
+    ckpt, out = _checkpoint(tmp_path), tmp_path / "out"
+    _invoke(photos, "--ckpt", ckpt, "--out", out)
+    remove = restore_analyze._remove_stale_maps
+
+    class KilledError(Exception):
+        pass
+
+    def killed(*_: object) -> None:
+        raise KilledError
+
+    monkeypatch.setattr(restore_analyze, "_remove_stale_maps", killed)
+    with pytest.raises(KilledError):
+        _invoke(photos / "a.png", "--ckpt", ckpt, "--out", out)
+    assert (out / "sub" / "b_maps.png").is_file()  # listed by no analysis.jsonl now
+    monkeypatch.setattr(restore_analyze, "_remove_stale_maps", remove)
+    code, output = _invoke(photos / "a.png", "--ckpt", ckpt, "--out", out)
+    assert code == 0, output
+    assert not (out / "sub" / "b_maps.png").exists() and not (out / ".analysis-pending").exists()
+
+
+@pytest.mark.parametrize("kind", ["link", "folder"])
+def test_a_pending_list_that_is_no_file_is_refused(kind: str, photos: Path, tmp_path: Path) -> None:
+    ckpt, out = _checkpoint(tmp_path), tmp_path / "out"
+    _invoke(photos / "a.png", "--ckpt", ckpt, "--out", out)
+    target = tmp_path / "elsewhere.txt"
+    target.write_text("mine\n")
+    if kind == "link":
+        (out / ".analysis-pending").symlink_to(target)
+    else:
+        (out / ".analysis-pending").mkdir()
+    code, output = _invoke(photos / "a.png", "--ckpt", ckpt, "--out", out)
+    assert code == 2 and "is not a list that an analysis wrote" in output, output
+    assert target.read_text() == "mine\n" and (out / ".analysis-pending").exists()
