@@ -30,9 +30,9 @@ _MARK = "skyclear.analysis"
 _SHEET_MARK = (_MARK, "contact sheet")
 _MAPS_MARK = (_MARK, "maps")
 _SHEET_NAME = re.compile(r"contact(-\d{2,})?\.png")
-# The maps a run has begun to write, one JSON string a line, each added before its file is
-# written and the list removed once the run's own analysis.jsonl is in: what a run cut
-# short wrote is known to the next one.
+# While a run works: the earlier maps it may remove (written at its start) and each maps
+# file it writes (added before the file), one JSON string a line; removed once the stale
+# maps are. What a run cut short at any point may leave is known to the next one.
 _PENDING = ".analysis-pending"
 
 
@@ -192,7 +192,8 @@ def _analyse_all(
     max_pixels: int | None,
 ) -> int:
     """Analyse every photo under ``sources``; write the maps, the JSON lines and the
-    contact sheets; return how many photos failed (each reported on one line)."""
+    contact sheets; return how many photos failed and sheets were not written (each
+    reported on one line)."""
     from skyclear.degrade.outputs import replace_text
     from skyclear.restore.analysis import (
         ANALYSIS_FILE,
@@ -337,7 +338,7 @@ def _earlier_maps(out: Path) -> set[str]:
                 names.append(record.get("maps") if isinstance(record, dict) else None)
     except (OSError, UnicodeDecodeError):
         pass
-    return {name for name in names if isinstance(name, str)}
+    return {name for name in names if isinstance(name, str) and name.endswith("_maps.png")}
 
 
 def _remove_stale_maps(out: Path, names: set[str], written: list[Path]) -> None:

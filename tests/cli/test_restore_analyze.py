@@ -287,6 +287,8 @@ def test_a_run_killed_once_its_list_is_in_leaves_no_maps_the_next_cannot_find(
 
     ckpt, out = _checkpoint(tmp_path), tmp_path / "out"
     _invoke(photos, "--ckpt", ckpt, "--out", out)
+    with (out / "analysis.jsonl").open("a") as listing:  # a name no analysis gives
+        listing.write(json.dumps({"maps": "notes.txt"}) + "\n")
     remove = restore_analyze._remove_stale_maps
 
     class KilledError(Exception):
