@@ -3,10 +3,9 @@
 ``degrade make-cdd11 --scheduler local:2`` (a ``LocalCluster`` of two one-thread workers)
 against ``--workers 2`` (skyclear's spawned pool), the same photos, 512 px, all 11 tiers,
 in alternation (``--rounds`` each): samples/s as the command reports them, over the whole
-run (workers' start and ingest included) and once synthesising (the rate a longer run
-tends to), the wall time of the whole command and the ratio of Dask's rate to the pool's
-(of the means, and the median of the ratios within each round's pair). Target: Dask
-within 10 % of the pool.
+run (workers' start and ingest included) and of synthesis and writing alone, the wall
+time of the whole command and the ratio of Dask's rate to the pool's (of the means, and
+the median of the ratios within each round's pair). Target: Dask within 10 % of the pool.
 
 Usage::
 

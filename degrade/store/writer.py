@@ -342,12 +342,13 @@ class DaskWorkers:
             ) from error
         try:
             self._start(Client, LocalCluster)
-        except BaseException:
+        except BaseException:  # what had started is closed, its environment gone
             self.__exit__(None)
             raise
         return self
 
     def _start(self, client: Any, local_cluster: Any) -> None:
+        """Start (``local:N``) or join the cluster and set its workers up."""
         if self.scheduler.startswith("local:"):
             import dask
 
